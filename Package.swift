@@ -1,0 +1,29 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// One dynamic library holds the engine, the handler API and the bridge the C
+// module calls. mod_swiftwebsocket.so and every handler link to this single
+// copy: two static copies of a Swift module in one process break type
+// identity (swiftlang/swift#65859), so nothing here may be built statically.
+let package = Package(
+    name: "SwiftWebSocket",
+    products: [
+        .library(
+            name: "SwiftWebSocket",
+            type: .dynamic,
+            targets: ["SwiftWebSocket", "SwiftWebSocketBridge"]
+        ),
+    ],
+    targets: [
+        // The C ABI between the shim and Swift: one header, no httpd includes.
+        .systemLibrary(name: "CSwiftWebSocketABI", path: "CShim/include"),
+        // Sans-I/O engine and the public handler API: pure Swift.
+        .target(name: "SwiftWebSocket"),
+        // @_cdecl entry points: handler registry, connection drivers.
+        .target(
+            name: "SwiftWebSocketBridge",
+            dependencies: ["SwiftWebSocket", "CSwiftWebSocketABI"]
+        ),
+        .testTarget(name: "SwiftWebSocketTests", dependencies: ["SwiftWebSocket"]),
+    ]
+)

@@ -1,0 +1,42 @@
+/// Why the engine failed a connection. Each case maps to the close code the
+/// RFC asks for, so the driver never has to choose one itself.
+public enum ProtocolViolation: Error, Equatable, Sendable, CustomStringConvertible {
+    case reservedBitsSet
+    case reservedOpcode(UInt8)
+    case unmaskedFrame
+    case fragmentedControlFrame
+    case controlFrameTooLong(UInt64)
+    /// The 64-bit length form with its most significant bit set.
+    case invalidPayloadLength
+    case unexpectedContinuation
+    case expectedContinuation
+    case closePayloadOfOneByte
+    case invalidCloseCode(UInt16)
+    case invalidUTF8
+    case messageTooBig(limit: Int)
+
+    public var closeCode: CloseCode {
+        switch self {
+        case .invalidUTF8: return .invalidPayloadData
+        case .messageTooBig: return .messageTooBig
+        default: return .protocolError
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .reservedBitsSet: return "reserved bits set without a negotiated extension"
+        case .reservedOpcode(let op): return "reserved opcode \(op)"
+        case .unmaskedFrame: return "client frame not masked"
+        case .fragmentedControlFrame: return "fragmented control frame"
+        case .controlFrameTooLong(let n): return "control frame payload of \(n) bytes (at most 125)"
+        case .invalidPayloadLength: return "64-bit payload length with the high bit set"
+        case .unexpectedContinuation: return "continuation frame with no message in progress"
+        case .expectedContinuation: return "new data frame while a fragmented message is in progress"
+        case .closePayloadOfOneByte: return "close frame payload of one byte"
+        case .invalidCloseCode(let code): return "close code \(code) is not allowed on the wire"
+        case .invalidUTF8: return "text is not valid UTF-8"
+        case .messageTooBig(let limit): return "message larger than the limit of \(limit) bytes"
+        }
+    }
+}

@@ -1,0 +1,310 @@
+/// The server side of RFC 6455 data transfer, Sans-I/O: bytes from the
+/// client go in through `receive(_:)`, events come out of `nextEvent()`, and
+/// the bytes to send (pongs, close frames) wait in `pendingOutput`. It never
+/// touches a socket, so the blocking driver, the event-MPM driver and the
+/// tests all run the same code.
+///
+/// Payload bytes are unmasked straight from the caller's buffer into the
+/// message being assembled; only a frame header split across reads is copied
+/// aside.
+public struct ServerProtocol: Sendable {
+    public enum State: Equatable, Sendable {
+        case open
+        /// We sent a close frame and wait for the peer's.
+        case closeSent
+        /// Close handshake complete or connection failed: flush
+        /// `pendingOutput`, then close the TCP connection.
+        case closed
+    }
+
+    public enum Event: Equatable, Sendable {
+        case message(Message)
+        /// A ping arrived; its pong is already in `pendingOutput`.
+        case ping([UInt8])
+        case pong([UInt8])
+        /// The peer's close frame arrived. `code` is nil when it carried none.
+        /// If we had not sent a close yet, the reply is in `pendingOutput`.
+        case close(code: CloseCode?, reason: String)
+        /// The peer broke the protocol; a close frame with the matching code
+        /// is in `pendingOutput` and the connection must be dropped.
+        case failed(ProtocolViolation)
+    }
+
+    public private(set) var state: State = .open
+    public let limits: Limits
+    /// Bytes to write to the client, in order. The driver sends them and
+    /// calls `pendingOutput.removeAll(keepingCapacity: true)`.
+    public var pendingOutput: [UInt8] = []
+
+    private enum ReadState {
+        case header
+        case payload(FrameHeader, remaining: UInt64, keyOffset: Int)
+    }
+
+    private var readState = ReadState.header
+    /// A frame header that arrived in pieces.
+    private var partialHeader: [UInt8] = []
+    /// Opcode of the fragmented message in progress, if any.
+    private var messageOpcode: Opcode?
+    private var messageBuffer: [UInt8] = []
+    private var controlBuffer: [UInt8] = []
+    private var utf8 = UTF8Validator()
+    private var events: [Event] = []
+    private var nextEventIndex = 0
+
+    public init(limits: Limits = Limits()) {
+        self.limits = limits
+    }
+
+    // MARK: Input
+
+    /// Parses `bytes`. Events become available through `nextEvent()`. After
+    /// the connection is closed or failed, further input is ignored.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer) {
+        var index = 0
+        do {
+            while index < bytes.count && state != .closed {
+                index += try consume(UnsafeRawBufferPointer(rebasing: bytes[index...]))
+            }
+        } catch {
+            fail(error)
+        }
+    }
+
+    public mutating func receive(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { receive($0) }
+    }
+
+    /// The next event, or nil when more input is needed.
+    public mutating func nextEvent() -> Event? {
+        guard nextEventIndex < events.count else { return nil }
+        let event = events[nextEventIndex]
+        nextEventIndex += 1
+        if nextEventIndex == events.count {
+            events.removeAll(keepingCapacity: true)
+            nextEventIndex = 0
+        }
+        return event
+    }
+
+    /// The transport ended without a close handshake.
+    public mutating func connectionLost() {
+        state = .closed
+    }
+
+    /// Consumes a prefix of `bytes` and returns its length (at least one).
+    private mutating func consume(_ bytes: UnsafeRawBufferPointer) throws(ProtocolViolation) -> Int {
+        switch readState {
+        case .header:
+            return try consumeHeader(bytes)
+        case .payload(let header, let remaining, let keyOffset):
+            let take = Int(min(remaining, UInt64(bytes.count)))
+            let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<take])
+            let newOffset = try appendPayload(chunk, of: header, keyOffset: keyOffset)
+            if remaining == UInt64(take) {
+                readState = .header
+                try frameComplete(header)
+            } else {
+                readState = .payload(header, remaining: remaining - UInt64(take), keyOffset: newOffset)
+            }
+            return take
+        }
+    }
+
+    private mutating func consumeHeader(_ bytes: UnsafeRawBufferPointer) throws(ProtocolViolation) -> Int {
+        let allowed: UInt8 = 0
+        if partialHeader.isEmpty {
+            switch try FrameHeader.parseClientFrame(bytes, allowedReservedBits: allowed) {
+            case .header(let header, let length):
+                try frameStarted(header)
+                return length
+            case .needMore:
+                partialHeader.append(contentsOf: bytes)
+                return bytes.count
+            }
+        }
+        // Complete the header a piece at a time: it is at most 14 bytes.
+        var taken = 0
+        while true {
+            let result = partialHeader.withUnsafeBytes { raw in
+                Result { () throws(ProtocolViolation) in
+                    try FrameHeader.parseClientFrame(raw, allowedReservedBits: allowed)
+                }
+            }
+            switch try result.get() {
+            case .header(let header, _):
+                partialHeader.removeAll(keepingCapacity: true)
+                try frameStarted(header)
+                return taken
+            case .needMore(let needed):
+                let missing = needed - partialHeader.count
+                let available = bytes.count - taken
+                guard available > 0 else { return taken }
+                let step = min(missing, available)
+                partialHeader.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[taken..<taken + step]))
+                taken += step
+            }
+        }
+    }
+
+    /// Checks a frame against the message in progress before any payload.
+    private mutating func frameStarted(_ header: FrameHeader) throws(ProtocolViolation) {
+        if !header.opcode.isControl {
+            switch (header.opcode, messageOpcode) {
+            case (.continuation, nil): throw .unexpectedContinuation
+            case (.continuation, _): break
+            case (_, nil): messageOpcode = header.opcode
+            default: throw .expectedContinuation
+            }
+            let announced = UInt64(messageBuffer.count) &+ header.payloadLength
+            if announced > UInt64(limits.maxMessageSize) {
+                throw .messageTooBig(limit: limits.maxMessageSize)
+            }
+        }
+        if header.payloadLength == 0 {
+            try frameComplete(header)
+        } else {
+            readState = .payload(header, remaining: header.payloadLength, keyOffset: 0)
+        }
+    }
+
+    private mutating func appendPayload(_ chunk: UnsafeRawBufferPointer, of header: FrameHeader, keyOffset: Int) throws(ProtocolViolation) -> Int {
+        let key = header.maskingKey ?? MaskingKey(0, 0, 0, 0)
+        if header.opcode.isControl {
+            return Self.appendUnmasked(chunk, to: &controlBuffer, key: key, keyOffset: keyOffset)
+        }
+        let start = messageBuffer.count
+        let newOffset = Self.appendUnmasked(chunk, to: &messageBuffer, key: key, keyOffset: keyOffset)
+        if messageOpcode == .text {
+            let valid = messageBuffer.withUnsafeBytes { raw in
+                utf8.validate(UnsafeRawBufferPointer(rebasing: raw[start...]))
+            }
+            guard valid else { throw .invalidUTF8 }
+        }
+        return newOffset
+    }
+
+    private static func appendUnmasked(_ chunk: UnsafeRawBufferPointer, to buffer: inout [UInt8], key: MaskingKey, keyOffset: Int) -> Int {
+        let start = buffer.count
+        buffer.append(contentsOf: chunk)
+        return buffer.withUnsafeMutableBytes { raw in
+            Masking.unmask(UnsafeMutableRawBufferPointer(rebasing: raw[start...]), key: key, keyOffset: keyOffset)
+        }
+    }
+
+    private mutating func frameComplete(_ header: FrameHeader) throws(ProtocolViolation) {
+        switch header.opcode {
+        case .ping:
+            let payload = controlBuffer
+            controlBuffer.removeAll(keepingCapacity: true)
+            if state == .open { queueFrame(opcode: .pong, payload: payload) }
+            events.append(.ping(payload))
+        case .pong:
+            let payload = controlBuffer
+            controlBuffer.removeAll(keepingCapacity: true)
+            events.append(.pong(payload))
+        case .close:
+            try closeReceived()
+        case .text, .binary, .continuation:
+            guard header.fin else { return }
+            let message: Message
+            if messageOpcode == .text {
+                guard utf8.isComplete else { throw .invalidUTF8 }
+                message = .text(String(decoding: messageBuffer, as: UTF8.self))
+                messageBuffer.removeAll(keepingCapacity: true)
+            } else {
+                message = .binary(messageBuffer)
+                messageBuffer = []
+            }
+            utf8.reset()
+            messageOpcode = nil
+            // Data after our close frame is read to reach the peer's close,
+            // but no longer delivered.
+            if state == .open { events.append(.message(message)) }
+        }
+    }
+
+    private mutating func closeReceived() throws(ProtocolViolation) {
+        let payload = controlBuffer
+        controlBuffer.removeAll(keepingCapacity: true)
+        var code: CloseCode?
+        var reason = ""
+        if payload.count == 1 { throw .closePayloadOfOneByte }
+        if payload.count >= 2 {
+            let raw = UInt16(payload[0]) << 8 | UInt16(payload[1])
+            guard CloseCode(raw).isValidOnWire else { throw .invalidCloseCode(raw) }
+            let reasonBytes = payload[2...]
+            guard UTF8Validator.isValid(reasonBytes) else { throw .invalidUTF8 }
+            code = CloseCode(raw)
+            reason = String(decoding: reasonBytes, as: UTF8.self)
+        }
+        if state == .open {
+            // Echo the peer's code, as RFC 6455 5.5.1 suggests.
+            queueClose(code: code, reason: "")
+        }
+        state = .closed
+        events.append(.close(code: code, reason: reason))
+    }
+
+    private mutating func fail(_ violation: ProtocolViolation) {
+        if state == .open {
+            queueClose(code: violation.closeCode, reason: "")
+        }
+        state = .closed
+        events.append(.failed(violation))
+    }
+
+    // MARK: Output
+
+    /// Queues a close frame and waits for the peer's. False if a close was
+    /// already sent or the connection is closed. A reason longer than fits in
+    /// a control frame is cut at a character boundary.
+    @discardableResult
+    public mutating func close(code: CloseCode = .normalClosure, reason: String = "") -> Bool {
+        guard state == .open else { return false }
+        queueClose(code: code, reason: reason)
+        state = .closeSent
+        return true
+    }
+
+    /// Queues a ping. Payloads over 125 bytes are cut to 125.
+    public mutating func ping(_ payload: [UInt8] = []) -> Bool {
+        guard state == .open else { return false }
+        queueFrame(opcode: .ping, payload: Array(payload.prefix(125)))
+        return true
+    }
+
+    /// The header of an outgoing data frame, or nil once a close was sent:
+    /// RFC 6455 forbids data after the close frame.
+    public func dataFrameHeader(opcode: Opcode, fin: Bool, payloadLength: Int) -> EncodedFrameHeader? {
+        guard state == .open else { return nil }
+        return EncodedFrameHeader(fin: fin, opcode: opcode, payloadLength: payloadLength)
+    }
+
+    private mutating func queueClose(code: CloseCode?, reason: String) {
+        var payload: [UInt8] = []
+        if let code {
+            payload = [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)]
+            payload.append(contentsOf: Self.truncated(reason, toUTF8Count: 123))
+        }
+        queueFrame(opcode: .close, payload: payload)
+    }
+
+    private mutating func queueFrame(opcode: Opcode, payload: [UInt8]) {
+        EncodedFrameHeader(fin: true, opcode: opcode, payloadLength: payload.count)
+            .withUnsafeBytes { pendingOutput.append(contentsOf: $0) }
+        pendingOutput.append(contentsOf: payload)
+    }
+
+    /// The longest prefix of `text` that fits in `count` UTF-8 bytes without
+    /// splitting a character.
+    static func truncated(_ text: String, toUTF8Count count: Int) -> [UInt8] {
+        var result: [UInt8] = []
+        for scalar in text.unicodeScalars {
+            let encoded = Array(String(scalar).utf8)
+            guard result.count + encoded.count <= count else { break }
+            result.append(contentsOf: encoded)
+        }
+        return result
+    }
+}

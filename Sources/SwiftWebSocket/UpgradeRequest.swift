@@ -1,0 +1,73 @@
+/// The facts of a WebSocket upgrade request that a handler may judge it by.
+public struct UpgradeRequest: Sendable {
+    /// The path the client asked for, %-decoded, without the query.
+    public var resource: String
+    /// The query string without `?`, or nil.
+    public var query: String?
+    /// Every request header, in the order received.
+    public var headers: [(name: String, value: String)]
+    public var remoteAddress: String
+    /// The user Apache authenticated (`r->user`), or nil.
+    public var user: String?
+    /// Whether the connection uses TLS.
+    public var isSecure: Bool
+
+    public init(resource: String, query: String? = nil, headers: [(name: String, value: String)] = [],
+                remoteAddress: String = "", user: String? = nil, isSecure: Bool = false) {
+        self.resource = resource
+        self.query = query
+        self.headers = headers
+        self.remoteAddress = remoteAddress
+        self.user = user
+        self.isSecure = isSecure
+    }
+
+    /// The first value of a header, matched case-insensitively.
+    public func header(_ name: String) -> String? {
+        let wanted = name.lowercased()
+        return headers.first { $0.name.lowercased() == wanted }?.value
+    }
+
+    /// The `Origin` header, if sent (browsers always send it).
+    public var origin: String? { header("Origin") }
+
+    /// The subprotocols the client offered, in its order of preference.
+    public var requestedSubprotocols: [String] {
+        headers.filter { $0.name.lowercased() == "sec-websocket-protocol" }
+            .flatMap { $0.value.split(separator: ",") }
+            .map { String($0.trimmingWhitespace()) }
+            .filter { !$0.isEmpty }
+    }
+}
+
+/// What a handler adds to the 101 response.
+public struct UpgradeResponse: Sendable {
+    /// Must be one of `UpgradeRequest.requestedSubprotocols`, or nil.
+    public var subprotocol: String?
+    public var headers: [(name: String, value: String)] = []
+
+    public init(subprotocol: String? = nil, headers: [(name: String, value: String)] = []) {
+        self.subprotocol = subprotocol
+        self.headers = headers
+    }
+}
+
+/// Thrown from `extraHandshake` to refuse the upgrade with an HTTP status.
+public struct HandshakeRejection: Error, Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+
+    public init(status: Int, headers: [(name: String, value: String)] = []) {
+        self.status = status
+        self.headers = headers
+    }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> Substring {
+        var s = self
+        while let first = s.first, first == " " || first == "\t" { s = s.dropFirst() }
+        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,41 @@
+import CSwiftWebSocketABI
+import SwiftWebSocket
+
+// The @_cdecl entry points the shim calls; swiftwebsocket.h declares them.
+
+@_cdecl("swiftws_handler_name")
+public func swiftws_handler_name(_ handlerType: UnsafeMutableRawPointer) -> UnsafePointer<CChar> {
+    // The box lives for the process (the loader never releases it), so its
+    // storage outlives this call.
+    HandlerType.from(handlerType).name.withUnsafeBufferPointer { $0.baseAddress! }
+}
+
+@_cdecl("swiftws_session_open")
+public func swiftws_session_open(
+    _ handlerType: UnsafeMutableRawPointer,
+    _ request: UnsafePointer<swiftws_request>,
+    _ io: UnsafeMutableRawPointer,
+    _ status: UnsafeMutablePointer<Int32>,
+    _ subprotocol: UnsafeMutablePointer<UnsafePointer<CChar>?>
+) -> UnsafeMutableRawPointer? {
+    do {
+        let session = try Session(type: HandlerType.from(handlerType), request: request, io: io)
+        status.pointee = 0
+        subprotocol.pointee = session.subprotocol?.withUnsafeBufferPointer { $0.baseAddress }
+        return Unmanaged.passRetained(session).toOpaque()
+    } catch {
+        status.pointee = error.status
+        subprotocol.pointee = nil
+        return nil
+    }
+}
+
+@_cdecl("swiftws_session_run_blocking")
+public func swiftws_session_run_blocking(_ session: UnsafeMutableRawPointer) {
+    Unmanaged<Session>.fromOpaque(session).takeUnretainedValue().runBlocking()
+}
+
+@_cdecl("swiftws_session_free")
+public func swiftws_session_free(_ session: UnsafeMutableRawPointer) {
+    Unmanaged<Session>.fromOpaque(session).release()
+}

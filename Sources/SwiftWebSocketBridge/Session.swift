@@ -1,0 +1,84 @@
+import CSwiftWebSocketABI
+import SwiftWebSocket
+
+/// One connection's handler instance from extra handshake to close. The shim
+/// holds it as an opaque pointer between `swiftws_session_open` and
+/// `swiftws_session_free`.
+final class Session {
+    private var handler: any WebSocketHandler
+    private let handlerName: String
+    private let request: UpgradeRequest
+    private let limits: Limits
+    private let io: ShimConnectionIO
+    private(set) var subprotocol: ContiguousArray<CChar>?
+    private var subprotocolName: String?
+
+    /// Why the handshake did not go through: the HTTP status to answer.
+    struct Refused: Error { var status: Int32 }
+
+    init(type: HandlerType, request: UnsafePointer<swiftws_request>, io: UnsafeMutableRawPointer) throws(Refused) {
+        self.handler = type.type.init()
+        self.handlerName = String(cString: type.name.withUnsafeBufferPointer { $0.baseAddress! })
+        self.request = Self.upgradeRequest(from: request.pointee)
+        let maxMessageSize = Int(clamping: request.pointee.max_message_size)
+        self.limits = Limits(maxMessageSize: maxMessageSize > 0 ? maxMessageSize : Limits().maxMessageSize)
+        self.io = ShimConnectionIO(io)
+        try runExtraHandshake()
+    }
+
+    private func runExtraHandshake() throws(Refused) {
+        var response = UpgradeResponse()
+        do {
+            try handler.extraHandshake(request, response: &response)
+        } catch let rejection as HandshakeRejection {
+            io.log(.info, "\(handlerName) rejected the handshake with \(rejection.status)")
+            for (name, value) in rejection.headers { io.addResponseHeader(name: name, value: value) }
+            let valid = (400...599).contains(rejection.status)
+            if !valid { io.log(.error, "\(handlerName): HandshakeRejection status \(rejection.status) is not 4xx/5xx; answering 500") }
+            throw Refused(status: valid ? Int32(rejection.status) : 500)
+        } catch {
+            io.log(.error, "\(handlerName).extraHandshake threw: \(error)")
+            throw Refused(status: 500)
+        }
+        if let chosen = response.subprotocol {
+            guard request.requestedSubprotocols.contains(chosen) else {
+                io.log(.error, "\(handlerName) chose subprotocol \"\(chosen)\", which the client did not offer")
+                throw Refused(status: 500)
+            }
+            subprotocolName = chosen
+            subprotocol = ContiguousArray(chosen.utf8CString)
+        }
+        for (name, value) in response.headers { io.addResponseHeader(name: name, value: value) }
+    }
+
+    func runBlocking() {
+        let socket = WebSocket(request: request, subprotocol: subprotocolName, limits: limits, io: io)
+        do {
+            try handler.transferData(socket)
+            socket.finish(code: .normalClosure)
+        } catch WebSocketError.closed {
+            // The handler tried to send after the peer closed: not its fault.
+        } catch let error as WebSocketError {
+            io.log(.info, "\(handlerName): \(error)")
+        } catch {
+            io.log(.error, "\(handlerName).transferData threw \(error); closing with 1011")
+            socket.finish(code: .internalError)
+        }
+    }
+
+    private static func upgradeRequest(from raw: swiftws_request) -> UpgradeRequest {
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(raw.header_count)
+        for i in 0..<raw.header_count {
+            let header = raw.headers[i]
+            headers.append((String(cString: header.name), String(cString: header.value)))
+        }
+        return UpgradeRequest(
+            resource: String(cString: raw.resource),
+            query: raw.query.map { String(cString: $0) },
+            headers: headers,
+            remoteAddress: raw.remote_address.map { String(cString: $0) } ?? "",
+            user: raw.user.map { String(cString: $0) },
+            isSecure: raw.is_secure != 0)
+    }
+}
