@@ -1,0 +1,93 @@
+# mod_swiftwebsocket — see README.md.
+#   make              module + example handlers (installs missing build deps)
+#   make run          foreground httpd on 127.0.0.1:$(PORT) serving the examples
+#   make test         engine tests (swift test) + integration tests against httpd
+#   make conformance  Autobahn testsuite against /echo
+#   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
+
+PORT ?= 8080
+SWIFT ?= swift
+APXS ?= apxs
+CC ?= cc
+PYTHON ?= python3
+
+BUILD := build
+SDK := $(BUILD)/sdk
+SWIFT_BUILD := .build/release
+VERSION := $(shell cat VERSION)
+# Handlers carry this stamp; the module refuses those built against another
+# engine or compiler (no Swift library evolution: layouts must match).
+ABI = $(VERSION)+$(shell $(SWIFT) --version 2>/dev/null | sed -n 's/.*Swift version \([^ ]*\).*/\1/p' | head -1)
+
+MODULE := $(BUILD)/mod_swiftwebsocket.so
+ENGINE := $(SDK)/lib/libSwiftWebSocket.so
+EXAMPLES := $(patsubst %.swift,%.so,$(wildcard examples/*_wsh.swift))
+SWIFT_SOURCES := $(shell find Sources CShim/include -type f) Package.swift
+SHIM_SOURCES := $(wildcard CShim/*.c CShim/*.h) CShim/include/swiftwebsocket.h
+
+LIBEXECDIR = $(shell $(APXS) -q LIBEXECDIR)
+SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
+PREFIX ?= /usr/local
+SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
+
+.PHONY: all deps run test engine-test integration-test conformance install clean venv
+
+all: deps $(MODULE) $(EXAMPLES)
+
+deps:
+	@scripts/install-deps
+
+$(ENGINE): $(SWIFT_SOURCES)
+	$(SWIFT) build -c release --product SwiftWebSocket
+	mkdir -p $(SDK)/lib $(SDK)/Modules
+	cp $(SWIFT_BUILD)/libSwiftWebSocket.so $(ENGINE)
+	rm -rf $(SDK)/Modules/SwiftWebSocket.swiftmodule
+	cp $(SWIFT_BUILD)/Modules/SwiftWebSocket.swiftmodule $(SWIFT_BUILD)/Modules/SwiftWebSocket.swiftdoc $(SDK)/Modules/
+	printf '%s' "$(ABI)" > $(SDK)/abi
+
+# Built with the compiler flags apxs reports, directly rather than through
+# libtool, so the module finds the engine next to itself ($$ORIGIN).
+$(MODULE): $(SHIM_SOURCES) $(ENGINE)
+	$(CC) -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
+	  $(shell $(APXS) -q CFLAGS) -I$(shell $(APXS) -q INCLUDEDIR) \
+	  $(shell apr-1-config --cppflags --includes) $(shell apu-1-config --includes) \
+	  -ICShim -ICShim/include -DSWIFTWS_ENGINE_ABI='"$(ABI)"' \
+	  CShim/mod_swiftwebsocket.c CShim/handler_registry.c \
+	  -o $@ -L$(SDK)/lib -lSwiftWebSocket -Wl,-rpath,'$$ORIGIN'
+	cp $(ENGINE) $(BUILD)/
+
+examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
+	bin/swiftwebsocket-build $<
+
+run: all
+	@scripts/run-httpd --port $(PORT) --foreground
+
+venv:
+	@scripts/install-test-deps
+
+engine-test:
+	$(SWIFT) test
+
+integration-test: all venv
+	.venv/bin/python -m pytest -q Tests/integration
+
+test: all engine-test integration-test
+
+conformance: all
+	@scripts/conformance
+
+install: all
+	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SDK_INSTALL_DIR)/lib $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(MODULE) $(ENGINE) $(DESTDIR)$(LIBEXECDIR)/
+	ln -sf $(LIBEXECDIR)/libSwiftWebSocket.so $(DESTDIR)$(SDK_INSTALL_DIR)/lib/libSwiftWebSocket.so
+	cp -r $(SDK)/Modules $(SDK)/abi $(DESTDIR)$(SDK_INSTALL_DIR)/
+	sed 's|^sdk=.*|sdk=$${SWIFTWEBSOCKET_SDK:-$(SDK_INSTALL_DIR)}|' bin/swiftwebsocket-build \
+	  > $(DESTDIR)$(PREFIX)/bin/swiftwebsocket-build
+	chmod 755 $(DESTDIR)$(PREFIX)/bin/swiftwebsocket-build
+	install -d $(DESTDIR)$(SYSCONFDIR)/mods-available
+	install -m 644 apache-conf/swiftwebsocket.load apache-conf/swiftwebsocket.conf \
+	  $(DESTDIR)$(SYSCONFDIR)/mods-available/
+	@echo "Installed. Enable with: a2enmod swiftwebsocket, then set SwiftWebSocketHandlerRoot."
+
+clean:
+	rm -rf $(BUILD) examples/*.so
