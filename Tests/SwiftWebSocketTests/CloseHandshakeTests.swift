@@ -93,10 +93,12 @@ import Testing
 
     @Test func serverCloseQueuesFrameAndWaitsForPeer() {
         var h = Harness()
-        #expect(h.engine.close(code: .goingAway, reason: "bye"))
+        let accepted = h.engine.close(code: .goingAway, reason: "bye")
+        #expect(accepted)
         #expect(h.takeOutput() == [0x88, 0x05, 0x03, 0xE9] + Array("bye".utf8))
         #expect(h.state == .closeSent)
-        #expect(h.engine.close() == false, "a second close does nothing")
+        let again = h.engine.close()
+        #expect(again == false, "a second close does nothing")
         #expect(h.takeOutput().isEmpty)
 
         // Data after our close is read but not delivered; pings are not answered.
@@ -139,7 +141,8 @@ import Testing
         var h = Harness()
         h.feed(closeFrame(code: 1000))
         _ = h.takeOutput()
-        #expect(h.engine.close() == false)
+        let closedAgain = h.engine.close()
+        #expect(closedAgain == false)
         #expect(h.takeOutput().isEmpty)
     }
 
@@ -149,7 +152,8 @@ import Testing
         #expect(h.state == .closed)
         #expect(h.feed(textFrame("x")).isEmpty)
         #expect(h.takeOutput().isEmpty)
-        #expect(h.engine.close() == false)
+        let closedAgain = h.engine.close()
+        #expect(closedAgain == false)
     }
 
     @Test func longReasonIsTruncatedTo123Bytes() {
@@ -161,7 +165,7 @@ import Testing
         #expect(Array(output.dropFirst(4)) == [UInt8](repeating: 0x61, count: 123))
     }
 
-    @Test(arguments: [
+    static let truncationCases: [(String, Int)] = [
         // 122 ASCII + a 2-byte character: 124 bytes, the character is dropped.
         (String(repeating: "a", count: 122) + "é", 122),
         // 121 ASCII + € (3 bytes) = 124: dropped.
@@ -170,7 +174,9 @@ import Testing
         (String(repeating: "a", count: 120) + "€", 123),
         // 4-byte characters: 30 fit (120 bytes), the 31st would need 124.
         (String(repeating: "𝄞", count: 40), 120),
-    ])
+    ]
+
+    @Test(arguments: truncationCases)
     func longReasonIsCutAtCharacterBoundary(reason: String, expectedCount: Int) {
         var h = Harness()
         h.engine.close(code: .normalClosure, reason: reason)
@@ -193,21 +199,25 @@ import Testing
         var h = Harness()
         h.feed([0x81, 0x00]) // unmasked
         #expect(h.takeOutput() == serverClose(1002))
-        #expect(h.engine.close() == false)
+        let closedAgain = h.engine.close()
+        #expect(closedAgain == false)
         #expect(h.takeOutput().isEmpty)
     }
 
     @Test func pingQueuesAndIsRefusedAfterClose() {
         var h = Harness()
-        #expect(h.engine.ping(Array("hi".utf8)))
+        let pinged = h.engine.ping(Array("hi".utf8))
+        #expect(pinged)
         #expect(h.takeOutput() == [0x89, 0x02, 0x68, 0x69])
-        #expect(h.engine.ping([UInt8](repeating: 1, count: 200)))
+        let pingedLong = h.engine.ping([UInt8](repeating: 1, count: 200))
+        #expect(pingedLong)
         let long = h.takeOutput()
         #expect(Array(long.prefix(2)) == [0x89, 125])
         #expect(long.count == 127)
         h.engine.close()
         _ = h.takeOutput()
-        #expect(h.engine.ping() == false)
+        let pingedAfterClose = h.engine.ping()
+        #expect(pingedAfterClose == false)
         #expect(h.takeOutput().isEmpty)
     }
 }

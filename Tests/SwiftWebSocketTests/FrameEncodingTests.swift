@@ -8,15 +8,17 @@ import Testing
         header.withUnsafeBytes { Array($0) }
     }
 
-    @Test(arguments: [
-        (0, [0x81, 0x00] as [UInt8]),
+    static let lengthCases: [(Int, [UInt8])] = [
+        (0, [0x81, 0x00]),
         (1, [0x81, 0x01]),
         (125, [0x81, 0x7D]),
         (126, [0x81, 0x7E, 0x00, 0x7E]),
         (65535, [0x81, 0x7E, 0xFF, 0xFF]),
         (65536, [0x81, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00]),
         (0x0123_4567_89AB, [0x81, 0x7F, 0, 0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xAB]),
-    ])
+    ]
+
+    @Test(arguments: lengthCases)
     func textHeaderLengths(length: Int, expected: [UInt8]) {
         let header = EncodedFrameHeader(fin: true, opcode: .text, payloadLength: length)
         #expect(header.count == expected.count)
@@ -67,10 +69,11 @@ import Testing
 
     // MARK: Header parser
 
-    static func parse(_ bytes: [UInt8]) throws(ProtocolViolation) -> FrameHeader.ParseResult {
-        try bytes.withUnsafeBytes { raw throws(ProtocolViolation) in
-            try FrameHeader.parseClientFrame(raw, allowedReservedBits: 0)
+    static func parse(_ bytes: [UInt8], allowing allowed: UInt8 = 0) throws(ProtocolViolation) -> FrameHeader.ParseResult {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(ProtocolViolation) in try FrameHeader.parseClientFrame(raw, allowedReservedBits: allowed) }
         }
+        return try result.get()
     }
 
     @Test func parserReportsHowManyBytesItNeeds() throws {
@@ -97,21 +100,14 @@ import Testing
     }
 
     @Test func parserAllowsNegotiatedReservedBitOnDataFramesOnly() throws {
-        let data = clientFrame(rsv: 4, opcode: Op.text)
-        let parsed = try data.withUnsafeBytes { raw throws(ProtocolViolation) in
-            try FrameHeader.parseClientFrame(raw, allowedReservedBits: FrameHeader.rsv1)
-        }
+        let parsed = try Self.parse(clientFrame(rsv: 4, opcode: Op.text), allowing: FrameHeader.rsv1)
         guard case .header(let header, _) = parsed else { Issue.record("no header"); return }
         #expect(header.reservedBits == FrameHeader.rsv1)
         #expect(throws: ProtocolViolation.reservedBitsSet) {
-            try clientFrame(rsv: 4, opcode: Op.ping).withUnsafeBytes { raw throws(ProtocolViolation) in
-                try FrameHeader.parseClientFrame(raw, allowedReservedBits: FrameHeader.rsv1)
-            }
+            try Self.parse(clientFrame(rsv: 4, opcode: Op.ping), allowing: FrameHeader.rsv1)
         }
         #expect(throws: ProtocolViolation.reservedBitsSet) {
-            try clientFrame(rsv: 2, opcode: Op.text).withUnsafeBytes { raw throws(ProtocolViolation) in
-                try FrameHeader.parseClientFrame(raw, allowedReservedBits: FrameHeader.rsv1)
-            }
+            try Self.parse(clientFrame(rsv: 2, opcode: Op.text), allowing: FrameHeader.rsv1)
         }
     }
 

@@ -64,12 +64,14 @@ import Testing
         (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
     }
 
-    @Test(arguments: [
-        (125, [0x82, 0x80 | 125] as [UInt8]),
-        (126, [0x82, 0x80 | 126, 0x00, 0x7E]),
-        (65535, [0x82, 0x80 | 126, 0xFF, 0xFF]),
-        (65536, [0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00]),
-    ])
+    static let lengthCases: [(Int, [UInt8])] = [
+        (125, [0x82, 0xFD]),
+        (126, [0x82, 0xFE, 0x00, 0x7E]),
+        (65535, [0x82, 0xFE, 0xFF, 0xFF]),
+        (65536, [0x82, 0xFF, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00]),
+    ]
+
+    @Test(arguments: lengthCases)
     func lengthForms(count: Int, expectedPrefix: [UInt8]) {
         let payload = Self.pattern(count)
         let frame = clientFrame(opcode: Op.binary, payload: payload)
