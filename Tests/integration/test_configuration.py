@@ -1,0 +1,119 @@
+"""Directives and handler loading, each against its own httpd."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+
+import pytest
+import websockets
+from websockets.asyncio.client import connect
+
+from conftest import APACHE, TOP, Httpd, start_httpd
+from rawws import RawWebSocket, frame, http_request, upgrade_request
+
+
+def test_max_message_size_directive(tmp_path_factory):
+    server = start_httpd(tmp_path_factory, extra_conf="SwiftWebSocketMaxMessageSize 1024\n")
+    try:
+        async def go():
+            async with connect(server.url("/echo"), max_size=None) as ws:
+                await ws.send(b"x" * 1024)
+                assert await ws.recv() == b"x" * 1024
+                await ws.send(b"x" * 1025)
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await ws.recv()
+                return closed.value.rcvd.code
+        assert asyncio.run(go()) == 1009
+        # Fragments add up: 3 x 400 bytes is over the limit too.
+        ws = RawWebSocket(server.port)
+        ws.send(frame(0x2, b"a" * 400, fin=False) + frame(0x0, b"b" * 400, fin=False)
+                + frame(0x0, b"c" * 400))
+        assert ws.read_close() == 1009
+        ws.close()
+    finally:
+        server.stop()
+    server.assert_no_crash()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "lots", "12k"])
+def test_bad_max_message_size_stops_startup(tmp_path_factory, value):
+    server = Httpd(tmp_path_factory.mktemp("httpd"), extra_conf=f"SwiftWebSocketMaxMessageSize {value}\n")
+    result = subprocess.run(server.command(), capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"SwiftWebSocketMaxMessageSize: \"{value}\" is not a positive number of bytes" in result.stderr
+
+
+def test_missing_handler_root_stops_startup_naming_it(tmp_path):
+    server = Httpd(tmp_path / "state", handler_root=tmp_path / "no-such-dir")
+    result = subprocess.run(server.command(), capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "SwiftWebSocketHandlerRoot" in result.stderr
+    assert "no-such-dir" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def mixed_root(tmp_path_factory):
+    """A handler root with one good handler and every kind of bad one."""
+    outside = tmp_path_factory.mktemp("outside")
+    root = tmp_path_factory.mktemp("root")
+    (root / "sub").mkdir()
+    shutil.copy(TOP / "examples/echo_wsh.so", root / "sub/good_wsh.so")
+    # A symlink pointing at a handler outside the root: never loaded.
+    shutil.copy(TOP / "examples/echo_wsh.so", outside / "escape_wsh.so")
+    os.symlink(outside / "escape_wsh.so", root / "escape_wsh.so")
+    os.symlink(outside, root / "linkdir")
+    # Not a shared object at all.
+    (root / "text_wsh.so").write_text("not an ELF file\n")
+    # A shared object with no handler entry point.
+    c_source = tmp_path_factory.mktemp("c") / "plain.c"
+    c_source.write_text("int plain(void) { return 1; }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", str(c_source), "-o", str(root / "plain_wsh.so")], check=True)
+    # A handler built against another engine ABI.
+    sdk = tmp_path_factory.mktemp("sdk")
+    shutil.copytree(TOP / "build/sdk", sdk, dirs_exist_ok=True)
+    (sdk / "abi").write_text("0.0.0+swift-0.0")
+    source = root / "old_wsh.swift"
+    shutil.copy(TOP / "examples/echo_wsh.swift", source)
+    subprocess.run([str(TOP / "bin/swiftwebsocket-build"), str(source)], check=True,
+                   env={**os.environ, "SWIFTWEBSOCKET_SDK": str(sdk)}, capture_output=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def mixed_httpd(tmp_path_factory, mixed_root):
+    server = start_httpd(tmp_path_factory, handler_root=mixed_root)
+    yield server
+    server.stop()
+    server.assert_no_crash()
+
+
+def test_good_handler_in_subdirectory_serves(mixed_httpd):
+    ws = RawWebSocket(mixed_httpd.port, "/sub/good")
+    ws.send(frame(0x1, b"ok"))
+    assert ws.read_frame() == (True, 0x1, b"ok")
+    ws.close()
+
+
+@pytest.mark.parametrize("path", ["/escape", "/linkdir/escape", "/text", "/plain", "/old"])
+def test_bad_handlers_are_not_served(mixed_httpd, path):
+    status, _, sock, _ = http_request(mixed_httpd.port, upgrade_request(path=path))
+    sock.close()
+    assert status == 404
+
+
+@pytest.mark.parametrize("needle", [
+    "escape_wsh.so: it resolves outside the handler root",
+    "linkdir: it resolves outside the handler root",
+    "cannot load WebSocket handler {root}/text_wsh.so",
+    "cannot load WebSocket handler {root}/plain_wsh.so: no handler entry point",
+    "cannot load WebSocket handler {root}/old_wsh.so: built against engine 0.0.0+swift-0.0",
+])
+def test_load_errors_are_named_in_the_error_log(mixed_httpd, mixed_root, needle):
+    assert needle.format(root=mixed_root) in mixed_httpd.error_log
+
+
+def test_configtest_reports_load_errors(mixed_httpd, mixed_root):
+    result = subprocess.run([APACHE, "-t", "-f", str(mixed_httpd.conf)], capture_output=True, text=True)
+    assert result.returncode == 0  # bad handlers do not stop the others
+    assert f"cannot load WebSocket handler {mixed_root}/plain_wsh.so" in result.stderr
