@@ -157,7 +157,7 @@ public struct ServerProtocol: Sendable {
             default: throw .expectedContinuation
             }
             let announced = UInt64(messageBuffer.count) &+ header.payloadLength
-            if announced > UInt64(limits.maxMessageSize) {
+            if announced > UInt64(clamping: limits.maxMessageSize) {
                 throw .messageTooBig(limit: limits.maxMessageSize)
             }
         }
@@ -258,7 +258,7 @@ public struct ServerProtocol: Sendable {
 
     /// Queues a close frame and waits for the peer's. False if a close was
     /// already sent or the connection is closed. A reason longer than fits in
-    /// a control frame is cut at a character boundary.
+    /// a control frame (123 bytes) is cut between scalars.
     @discardableResult
     public mutating func close(code: CloseCode = .normalClosure, reason: String = "") -> Bool {
         guard state == .open else { return false }
@@ -297,7 +297,7 @@ public struct ServerProtocol: Sendable {
     }
 
     /// The longest prefix of `text` that fits in `count` UTF-8 bytes without
-    /// splitting a character.
+    /// splitting a scalar's encoding (so it stays valid UTF-8).
     static func truncated(_ text: String, toUTF8Count count: Int) -> [UInt8] {
         var result: [UInt8] = []
         for scalar in text.unicodeScalars {

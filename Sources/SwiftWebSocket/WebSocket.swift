@@ -86,8 +86,13 @@ public final class WebSocket {
     public func close(code: CloseCode = .normalClosure, reason: String = "") throws {
         guard !transportClosed, engine.close(code: code, reason: reason) else { return }
         try flushPendingOutput()
-        while engine.state != .closed {
-            while engine.nextEvent() != nil {}
+        while true {
+            while let event = engine.nextEvent() {
+                if case .close(let code, let reason) = event {
+                    peerCloseCode = code
+                    peerCloseReason = reason
+                }
+            }
             guard engine.state != .closed, try readMore() else { break }
         }
         try? flushPendingOutput()
