@@ -23,10 +23,12 @@ public struct ServerProtocol: Sendable {
         case ping([UInt8])
         case pong([UInt8])
         /// The peer's close frame arrived. `code` is nil when it carried none.
-        /// If we had not sent a close yet, the reply is in `pendingOutput`.
+        /// Once this event is taken, the reply (if we had not sent a close
+        /// yet) is in `pendingOutput` and the state is `.closed`.
         case close(code: CloseCode?, reason: String)
-        /// The peer broke the protocol; a close frame with the matching code
-        /// is in `pendingOutput` and the connection must be dropped.
+        /// The peer broke the protocol. Once this event is taken, a close
+        /// frame with the matching code is in `pendingOutput`, the state is
+        /// `.closed`, and the connection must be dropped.
         case failed(ProtocolViolation)
     }
 
@@ -51,6 +53,8 @@ public struct ServerProtocol: Sendable {
     private var utf8 = UTF8Validator()
     private var events: [Event] = []
     private var nextEventIndex = 0
+    /// Set by a close frame or a violation: later input means nothing.
+    private var inputEnded = false
 
     public init(limits: Limits = Limits()) {
         self.limits = limits
@@ -59,11 +63,11 @@ public struct ServerProtocol: Sendable {
     // MARK: Input
 
     /// Parses `bytes`. Events become available through `nextEvent()`. After
-    /// the connection is closed or failed, further input is ignored.
+    /// a close frame or a violation, further input is ignored.
     public mutating func receive(_ bytes: UnsafeRawBufferPointer) {
         var index = 0
         do {
-            while index < bytes.count && state != .closed {
+            while index < bytes.count && !inputEnded && state != .closed {
                 index += try consume(UnsafeRawBufferPointer(rebasing: bytes[index...]))
             }
         } catch {
@@ -76,6 +80,11 @@ public struct ServerProtocol: Sendable {
     }
 
     /// The next event, or nil when more input is needed.
+    ///
+    /// A close or a failure takes effect (close frame queued, state
+    /// `.closed`) when its event is taken, not when its bytes are parsed: a
+    /// message that arrived before it in the same read can still be
+    /// answered first, as the peer sent them (Autobahn 3.2, 4.1.3, 5.15).
     public mutating func nextEvent() -> Event? {
         guard nextEventIndex < events.count else { return nil }
         let event = events[nextEventIndex]
@@ -83,6 +92,17 @@ public struct ServerProtocol: Sendable {
         if nextEventIndex == events.count {
             events.removeAll(keepingCapacity: true)
             nextEventIndex = 0
+        }
+        switch event {
+        case .close(let code, _):
+            // Echo the peer's code, as RFC 6455 5.5.1 suggests.
+            if state == .open { queueClose(code: code, reason: "") }
+            state = .closed
+        case .failed(let violation):
+            if state == .open { queueClose(code: violation.closeCode, reason: "") }
+            state = .closed
+        case .message, .ping, .pong:
+            break
         }
         return event
     }
@@ -238,19 +258,12 @@ public struct ServerProtocol: Sendable {
             code = CloseCode(raw)
             reason = String(decoding: reasonBytes, as: UTF8.self)
         }
-        if state == .open {
-            // Echo the peer's code, as RFC 6455 5.5.1 suggests.
-            queueClose(code: code, reason: "")
-        }
-        state = .closed
+        inputEnded = true
         events.append(.close(code: code, reason: reason))
     }
 
     private mutating func fail(_ violation: ProtocolViolation) {
-        if state == .open {
-            queueClose(code: violation.closeCode, reason: "")
-        }
-        state = .closed
+        inputEnded = true
         events.append(.failed(violation))
     }
 

@@ -10,6 +10,22 @@ import Testing
         #expect(result.state == .closed)
     }
 
+    @Test func failureAfterAMessageTakesEffectWhenItsEventIsTaken() throws {
+        // A valid message and a bad frame in one read: the message can still
+        // be answered before the close goes out (Autobahn 3.2, 5.15).
+        var engine = ServerProtocol()
+        engine.receive(clientFrame(opcode: Op.text, payload: Array("hi".utf8))
+                       + clientFrame(rsv: 0x4, opcode: Op.text, payload: [0x61]))
+        #expect(engine.nextEvent() == .message(.text("hi")))
+        #expect(engine.state == .open)
+        #expect(engine.pendingOutput.isEmpty)
+        let header = try #require(engine.dataFrameHeader(opcode: .text, fin: true, payloadLength: 2))
+        #expect(header.count == 2)
+        #expect(engine.nextEvent() == .failed(.reservedBitsSet))
+        #expect(engine.state == .closed)
+        #expect(engine.pendingOutput == serverClose(1002))
+    }
+
     @Test func emptyCloseIsAnsweredWithEmptyClose() {
         let frame = closeFrame(code: nil)
         #expect(frame == [0x88, 0x80, 0x37, 0xFA, 0x21, 0x3D])
