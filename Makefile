@@ -8,8 +8,6 @@
 PORT ?= 8080
 SWIFT ?= swift
 APXS ?= apxs
-CC ?= cc
-PYTHON ?= python3
 
 BUILD := build
 SDK := $(BUILD)/sdk
@@ -37,7 +35,8 @@ all: deps $(MODULE) $(EXAMPLES)
 deps:
 	@scripts/install-deps
 
-$(ENGINE): $(SWIFT_SOURCES)
+# Order-only: apt must finish before anything compiles, even under make -j.
+$(ENGINE): $(SWIFT_SOURCES) | deps
 	$(SWIFT) build -c release --product SwiftWebSocket
 	mkdir -p $(SDK)/lib $(SDK)/Modules
 	cp $(SWIFT_BUILD)/libSwiftWebSocket.so $(ENGINE)
@@ -46,15 +45,15 @@ $(ENGINE): $(SWIFT_SOURCES)
 	printf '%s' "$(ABI)" > $(SDK)/abi
 
 # Built with the compiler flags apxs reports, directly rather than through
-# libtool, so the module finds the engine next to itself ($$ORIGIN).
+# libtool, so the module finds the engine next to itself once installed
+# ($$ORIGIN) and in the SDK folder in this tree ($$ORIGIN/sdk/lib).
 $(MODULE): $(SHIM_SOURCES) $(ENGINE)
 	$(CC) -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
 	  $(shell $(APXS) -q CFLAGS) -I$(shell $(APXS) -q INCLUDEDIR) \
 	  $(shell apr-1-config --cppflags --includes) $(shell apu-1-config --includes) \
 	  -ICShim -ICShim/include -DSWIFTWS_ENGINE_ABI='"$(ABI)"' \
 	  CShim/mod_swiftwebsocket.c CShim/handler_registry.c \
-	  -o $@ -L$(SDK)/lib -lSwiftWebSocket -Wl,-rpath,'$$ORIGIN'
-	cp $(ENGINE) $(BUILD)/
+	  -o $@ -L$(SDK)/lib -lSwiftWebSocket -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
 
 examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<

@@ -22,7 +22,10 @@ let package = Package(
         // @_cdecl entry points: handler registry, connection drivers.
         .target(
             name: "SwiftWebSocketBridge",
-            dependencies: ["SwiftWebSocket", "CSwiftWebSocketABI"]
+            dependencies: ["SwiftWebSocket", "CSwiftWebSocketABI"],
+            // The product's soname, so the module and every handler name the
+            // one loaded copy however they found it.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libSwiftWebSocket.so"])]
         ),
         .testTarget(name: "SwiftWebSocketTests", dependencies: ["SwiftWebSocket"]),
     ]

@@ -54,6 +54,7 @@ static void *load_handler(apr_pool_t *p, const char *path, const char **why)
     void *dso = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     swiftws_handler_abi_fn abi;
     swiftws_handler_type_fn type;
+    const char *handler_abi;
     if (!dso) {
         *why = apr_pstrdup(p, dlerror());
         return NULL;
@@ -64,9 +65,10 @@ static void *load_handler(apr_pool_t *p, const char *path, const char **why)
         *why = "no handler entry point (" SWIFTWS_HANDLER_TYPE_SYMBOL "); build it with swiftwebsocket-build";
         return NULL;
     }
-    if (strcmp(abi(), SWIFTWS_ENGINE_ABI) != 0) {
+    handler_abi = abi();
+    if (strcmp(handler_abi, SWIFTWS_ENGINE_ABI) != 0) {
         *why = apr_psprintf(p, "built against engine %s, but this module is %s; rebuild it "
-                            "with swiftwebsocket-build", abi(), SWIFTWS_ENGINE_ABI);
+                            "with swiftwebsocket-build", handler_abi, SWIFTWS_ENGINE_ABI);
         return NULL;
     }
     return type();
@@ -80,15 +82,15 @@ static void scan(apr_pool_t *p, server_rec *s, const char *root, const char *dir
 {
     apr_dir_t *handle;
     apr_finfo_t entry;
-    apr_status_t rv = apr_dir_open(&handle, dir, p);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "cannot read handler directory %s", dir);
-        return;
-    }
+    apr_status_t rv;
     if (depth > MAX_SCAN_DEPTH) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                      "not scanning %s: nested deeper than %d directories", dir, MAX_SCAN_DEPTH);
-        apr_dir_close(handle);
+        return;
+    }
+    rv = apr_dir_open(&handle, dir, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "cannot read handler directory %s", dir);
         return;
     }
     while (apr_dir_read(&entry, APR_FINFO_NAME | APR_FINFO_TYPE, handle) == APR_SUCCESS) {
@@ -103,14 +105,18 @@ static void scan(apr_pool_t *p, server_rec *s, const char *root, const char *dir
                          "ignoring %s: it resolves outside the handler root %s", path, root);
             continue;
         }
-        if (entry.filetype == APR_DIR
-            || (entry.filetype == APR_LNK && !has_handler_suffix(entry.name))) {
+        if (entry.filetype == APR_LNK) {
+            apr_finfo_t target;
+            if (apr_stat(&target, resolved, APR_FINFO_TYPE, p) == APR_SUCCESS) {
+                entry.filetype = target.filetype;
+            }
+        }
+        if (entry.filetype == APR_DIR) {
             scan(p, s, root, path, depth + 1, handlers);
         }
         else if (has_handler_suffix(entry.name)) {
             const char *why = NULL;
             swiftws_handler_entry *handler = apr_pcalloc(p, sizeof(*handler));
-            handler->path = apr_pstrdup(p, resolved);
             handler->resource = apr_pstrndup(p, path + strlen(root),
                                              strlen(path) - strlen(root) - strlen(HANDLER_SUFFIX));
             handler->handler_type = load_handler(p, resolved, &why);

@@ -13,7 +13,6 @@
 
 typedef struct {
     const char *resource;   /* "/chat/room" */
-    const char *path;       /* canonical path of the shared object */
     void *handler_type;     /* from the handler's swiftwebsocket_handler_type() */
 } swiftws_handler_entry;
 

@@ -29,6 +29,8 @@
 #include "handler_registry.h"
 #include "swiftwebsocket.h"
 
+#include <errno.h>
+
 module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
 
 #define WEBSOCKET_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -79,8 +81,10 @@ static const char *set_max_message_size(cmd_parms *cmd, void *dummy, const char 
     swiftws_server_config *conf =
         ap_get_module_config(cmd->server->module_config, &swiftwebsocket_module);
     char *end = NULL;
-    apr_int64_t value = apr_strtoi64(arg, &end, 10);
-    if (end == arg || *end != '\0' || value <= 0) {
+    apr_int64_t value;
+    errno = 0;
+    value = apr_strtoi64(arg, &end, 10);
+    if (end == arg || *end != '\0' || value <= 0 || errno == ERANGE) {
         return apr_psprintf(cmd->pool, "%s: \"%s\" is not a positive number of bytes",
                             cmd->cmd->name, arg);
     }
@@ -129,53 +133,66 @@ typedef struct {
     int input_seen;                 /* any input bucket read yet */
 } swiftws_io;
 
+/* Blocking read through the connection's input filters. Input the caller
+ * has no room for stays in io->in for the next call. */
 static long host_read(void *io_, void *buffer, size_t length)
 {
     swiftws_io *io = io_;
     for (;;) {
         apr_size_t copied = 0;
-        apr_bucket *b;
-        apr_status_t rv = ap_get_brigade(io->c->input_filters, io->in, AP_MODE_READBYTES,
-                                         APR_BLOCK_READ, length);
-        if (rv == APR_EOF) {
-            apr_brigade_cleanup(io->in);
-            return 0;
+        if (APR_BRIGADE_EMPTY(io->in)) {
+            apr_status_t rv = ap_get_brigade(io->c->input_filters, io->in, AP_MODE_READBYTES,
+                                             APR_BLOCK_READ, length);
+            if (rv == APR_EOF) {
+                apr_brigade_cleanup(io->in);
+                return 0;
+            }
+            if (rv != APR_SUCCESS) {
+                apr_brigade_cleanup(io->in);
+                if (APR_STATUS_IS_TIMEUP(rv)) {
+                    ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, io->r,
+                                  "no data from the WebSocket client within Timeout");
+                    return SWIFTWS_READ_TIMEOUT;
+                }
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r,
+                              "reading from the WebSocket client failed");
+                return SWIFTWS_READ_ERROR;
+            }
         }
-        if (rv != APR_SUCCESS) {
-            apr_brigade_cleanup(io->in);
-            ap_log_rerror(APLOG_MARK, APR_STATUS_IS_TIMEUP(rv) ? APLOG_INFO : APLOG_DEBUG, rv, io->r,
-                          "reading from the WebSocket client failed");
-            return -1;
-        }
-        for (b = APR_BRIGADE_FIRST(io->in); b != APR_BRIGADE_SENTINEL(io->in);
-             b = APR_BUCKET_NEXT(b)) {
+        while (!APR_BRIGADE_EMPTY(io->in) && copied < length) {
+            apr_bucket *b = APR_BRIGADE_FIRST(io->in);
             if (APR_BUCKET_IS_EOS(b)) {
                 /* mod_http2 opens an upgraded stream with one EOS: skip it. */
                 if (io->c->master && !io->input_seen) {
                     io->input_seen = 1;
+                    apr_bucket_delete(b);
                     continue;
                 }
+                if (copied > 0) {
+                    return (long)copied;  /* the end comes with the next read */
+                }
                 apr_brigade_cleanup(io->in);
-                return copied > 0 ? (long)copied : 0;
+                return 0;
             }
             if (!APR_BUCKET_IS_METADATA(b)) {
                 const char *data;
                 apr_size_t n;
-                rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+                apr_status_t rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
                 if (rv != APR_SUCCESS) {
                     apr_brigade_cleanup(io->in);
                     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "reading a bucket failed");
-                    return -1;
+                    return SWIFTWS_READ_ERROR;
                 }
                 if (n > length - copied) {
-                    n = length - copied;  /* READBYTES never returns more */
+                    n = length - copied;
+                    apr_bucket_split(b, n);  /* the rest waits in io->in */
                 }
                 memcpy((char *)buffer + copied, data, n);
                 copied += n;
                 io->input_seen = 1;
             }
+            apr_bucket_delete(b);
         }
-        apr_brigade_cleanup(io->in);
         if (copied > 0) {
             return (long)copied;
         }
@@ -259,6 +276,26 @@ static int header_parser(request_rec *r)
     return DECLINED;
 }
 
+/* A base64 encoding of 16 bytes: 22 alphabet characters, the last carrying
+ * only 2 bits, then "==". apr_base64_decode stops quietly at the first
+ * character outside the alphabet, so the characters are checked here. */
+static int is_websocket_key(const char *key)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int i;
+    if (!key || strlen(key) != WEBSOCKET_KEY_LENGTH || strcmp(key + 22, "==") != 0) {
+        return 0;
+    }
+    for (i = 0; i < 22; i++) {
+        if (!strchr(alphabet, key[i]) || key[i] == '\0') {
+            return 0;
+        }
+    }
+    /* The 22nd character's low 4 bits would be a 17th byte. */
+    return (strchr(alphabet, key[21]) - alphabet) % 16 == 0;
+}
+
 /* Checks the opening handshake (RFC 6455 4.2.1). Returns OK or the HTTP
  * status to refuse with; *key is the client's key on success. */
 static int validate_handshake(request_rec *r, const char **key)
@@ -266,10 +303,9 @@ static int validate_handshake(request_rec *r, const char **key)
     const char *connection = apr_table_get(r->headers_in, "Connection");
     const char *version = apr_table_get(r->headers_in, "Sec-WebSocket-Version");
     const char *k = apr_table_get(r->headers_in, "Sec-WebSocket-Key");
-    unsigned char decoded[WEBSOCKET_KEY_LENGTH];  /* 24 base64 characters decode to at most 18 */
     const char *why = NULL;
 
-    if (r->method_number != M_GET) {
+    if (r->method_number != M_GET || r->header_only) {  /* M_GET covers HEAD */
         why = "method is not GET";
     }
     else if (r->proto_num < HTTP_VERSION(1, 1)) {
@@ -278,9 +314,7 @@ static int validate_handshake(request_rec *r, const char **key)
     else if (!connection || !ap_find_list_item(r->pool, connection, "upgrade")) {
         why = "Connection header lacks the upgrade token";
     }
-    else if (!k || strlen(k) != WEBSOCKET_KEY_LENGTH
-             || apr_base64_decode_len(k) > (int)sizeof(decoded)
-             || apr_base64_decode_binary(decoded, k) != 16) {
+    else if (!is_websocket_key(k)) {
         /* A repeated header arrives merged with ", " and fails here too. */
         why = "Sec-WebSocket-Key is missing or not 16 bytes in base64";
     }
@@ -402,8 +436,6 @@ static int websocket_handler(request_rec *r)
 
     io->in = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     io->out = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "WebSocket open, served by %s",
-                  swiftws_handler_name(entry->handler_type));
     swiftws_session_run_blocking(session);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "WebSocket closed");
     /* Never an HTTP status after the 101: the stream is WebSocket now. */

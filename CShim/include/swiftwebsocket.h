@@ -15,15 +15,6 @@
 extern "C" {
 #endif
 
-/* Apache's log levels (APLOG_*), for swiftws_host.log. */
-enum {
-    SWIFTWS_LOG_ERR = 3,
-    SWIFTWS_LOG_WARNING = 4,
-    SWIFTWS_LOG_NOTICE = 5,
-    SWIFTWS_LOG_INFO = 6,
-    SWIFTWS_LOG_DEBUG = 7
-};
-
 typedef struct swiftws_header {
     const char *name;
     const char *value;
@@ -44,15 +35,19 @@ typedef struct swiftws_request {
 
 /* Services the shim gives Swift. `io` is the shim's per-connection context,
  * handed to swiftws_session_open. */
+enum { SWIFTWS_READ_ERROR = -1, SWIFTWS_READ_TIMEOUT = -2 };
+
 typedef struct swiftws_host {
     /* Blocks until at least one byte is read. Returns the count, 0 at the end
-     * of the stream, or -1 on an error or timeout (already logged). */
+     * of the stream, SWIFTWS_READ_TIMEOUT when httpd's Timeout expired, or
+     * SWIFTWS_READ_ERROR (already logged). */
     long (*read)(void *io, void *buffer, size_t length);
     /* Writes `first` then `second` (either may be empty) and flushes.
      * Returns 0, or -1 when the peer is gone (already logged). */
     int (*write)(void *io, const void *first, size_t first_length,
                  const void *second, size_t second_length);
-    /* Logs to the error log against the request (with its log id). */
+    /* Logs to the error log against the request (with its log id); `level`
+     * is an APLOG_* value (3 error ... 7 debug). */
     void (*log)(void *io, int level, const char *message);
     /* Adds a header to the 101 response (or to a rejection). */
     void (*add_response_header)(void *io, const char *name, const char *value);
@@ -60,16 +55,14 @@ typedef struct swiftws_host {
 
 /* ---- Implemented in Swift (SwiftWebSocketBridge) ---- */
 
-/* Called once when the module is loaded; `host` must outlive the process. */
+/* Called in every post_config: httpd reloads the module between
+ * configuration passes, so the function addresses change. */
 void swiftws_bridge_init(const swiftws_host *host);
-
-/* The type name of a handler, for log lines. Valid for the process. */
-const char *swiftws_handler_name(void *handler_type);
 
 /* Creates the handler instance and runs its extra handshake. Returns the
  * session, or NULL when the handler rejected the request: *status is then
  * the HTTP status to answer. On success *subprotocol is the chosen
- * subprotocol or NULL, owned by the session. */
+ * subprotocol or NULL, owned by the session (valid until it is freed). */
 void *swiftws_session_open(void *handler_type, const swiftws_request *request,
                            void *io, int *status, const char **subprotocol);
 

@@ -9,6 +9,13 @@ package protocol ConnectionIO: AnyObject {
     /// Writes `first` then `second` and flushes.
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(WebSocketError)
     func log(_ level: LogLevel, _ message: String)
+    /// Throws unless the calling thread may use the connection now; checked
+    /// before any state is touched, so a misused `WebSocket` stays intact.
+    func checkAccess() throws(WebSocketError)
+}
+
+extension ConnectionIO {
+    package func checkAccess() throws(WebSocketError) {}
 }
 
 /// Apache's levels (APLOG_*), so the shim passes them through unchanged.

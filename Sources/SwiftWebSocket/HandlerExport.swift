@@ -9,14 +9,14 @@ public enum HandlerExport {
 }
 
 /// A handler's metatype boxed as an object, so C can hold it as a pointer.
+/// The loader keeps it for the life of the process.
 package final class HandlerType {
     package let type: any WebSocketHandler.Type
-    /// The type's name as a C string, for log lines; lives as long as the box.
-    package let name: ContiguousArray<CChar>
+    package let name: String
 
     init(_ type: any WebSocketHandler.Type) {
         self.type = type
-        self.name = ContiguousArray(String(reflecting: type).utf8CString)
+        self.name = String(reflecting: type)
     }
 
     package static func from(_ pointer: UnsafeMutableRawPointer) -> HandlerType {

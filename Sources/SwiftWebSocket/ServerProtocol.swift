@@ -56,6 +56,9 @@ public struct ServerProtocol: Sendable {
     /// Set by a close frame or a violation: later input means nothing.
     private var inputEnded = false
 
+    /// The most message-buffer capacity kept between messages.
+    static let retainedBufferCapacity = 64 * 1024
+
     public init(limits: Limits = Limits()) {
         self.limits = limits
     }
@@ -231,7 +234,14 @@ public struct ServerProtocol: Sendable {
             if messageOpcode == .text {
                 guard utf8.isComplete else { throw .invalidUTF8 }
                 message = .text(String(decoding: messageBuffer, as: UTF8.self))
-                messageBuffer.removeAll(keepingCapacity: true)
+                // Reuse the buffer for the next text message, unless one
+                // large message would otherwise pin its size for the life
+                // of the connection.
+                if messageBuffer.capacity > Self.retainedBufferCapacity {
+                    messageBuffer = []
+                } else {
+                    messageBuffer.removeAll(keepingCapacity: true)
+                }
             } else {
                 message = .binary(messageBuffer)
                 messageBuffer = []

@@ -40,6 +40,7 @@ public final class WebSocket {
     /// The next message, or nil once the connection is closed (by a close
     /// frame from the peer, a protocol violation, or the stream ending).
     public func receive() throws -> Message? {
+        try io.checkAccess()
         while true {
             while let event = engine.nextEvent() {
                 switch event {
@@ -84,6 +85,7 @@ public final class WebSocket {
     /// Sends a close frame and waits for the peer's, discarding any messages
     /// that arrive meanwhile. Does nothing if already closed.
     public func close(code: CloseCode = .normalClosure, reason: String = "") throws {
+        try io.checkAccess()
         guard !transportClosed, engine.close(code: code, reason: reason) else { return }
         try flushPendingOutput()
         while true {
@@ -105,6 +107,7 @@ public final class WebSocket {
     }
 
     private func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
+        try io.checkAccess()
         guard !transportClosed,
               let header = engine.dataFrameHeader(opcode: opcode, fin: true, payloadLength: payload.count)
         else { throw WebSocketError.closed }
@@ -112,11 +115,17 @@ public final class WebSocket {
         try header.withUnsafeBytes { bytes in try write(bytes, payload) }
     }
 
-    /// Reads once and feeds the engine. False at the end of the stream.
+    /// Reads once and feeds the engine. False at the end of the stream, and
+    /// after a timeout, which closes with 1001 without waiting for a reply.
     private func readMore() throws -> Bool {
         let count: Int
         do {
             count = try io.read(into: readBuffer)
+        } catch WebSocketError.timedOut {
+            if engine.close(code: .goingAway, reason: "timeout") { try? flushPendingOutput() }
+            transportClosed = true
+            engine.connectionLost()
+            return false
         } catch {
             transportClosed = true
             engine.connectionLost()

@@ -3,13 +3,6 @@ import SwiftWebSocket
 
 // The @_cdecl entry points the shim calls; swiftwebsocket.h declares them.
 
-@_cdecl("swiftws_handler_name")
-public func swiftws_handler_name(_ handlerType: UnsafeMutableRawPointer) -> UnsafePointer<CChar> {
-    // The box lives for the process (the loader never releases it), so its
-    // storage outlives this call.
-    HandlerType.from(handlerType).name.withUnsafeBufferPointer { $0.baseAddress! }
-}
-
 @_cdecl("swiftws_session_open")
 public func swiftws_session_open(
     _ handlerType: UnsafeMutableRawPointer,
@@ -21,7 +14,7 @@ public func swiftws_session_open(
     do {
         let session = try Session(type: HandlerType.from(handlerType), request: request, io: io)
         status.pointee = 0
-        subprotocol.pointee = session.subprotocol?.withUnsafeBufferPointer { $0.baseAddress }
+        subprotocol.pointee = session.subprotocolCString.map { UnsafePointer($0) }
         return Unmanaged.passRetained(session).toOpaque()
     } catch {
         status.pointee = error.status

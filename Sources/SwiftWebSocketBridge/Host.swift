@@ -1,6 +1,6 @@
 import CSwiftWebSocketABI
 
-/// The services table the shim registers once at module load, before httpd
+/// The services table the shim registers in each post_config, before httpd
 /// forks; read-only afterwards, so sharing it between threads is safe.
 nonisolated(unsafe) var host = swiftws_host()
 

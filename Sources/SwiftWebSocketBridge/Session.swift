@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CSwiftWebSocketABI
 import SwiftWebSocket
 
@@ -10,20 +13,26 @@ final class Session {
     private let request: UpgradeRequest
     private let limits: Limits
     private let io: ShimConnectionIO
-    private(set) var subprotocol: ContiguousArray<CChar>?
-    private var subprotocolName: String?
+    private var subprotocol: String?
+    /// `subprotocol` for the shim, which sends it in the 101; freed with
+    /// the session.
+    private(set) var subprotocolCString: UnsafeMutablePointer<CChar>?
 
     /// Why the handshake did not go through: the HTTP status to answer.
     struct Refused: Error { var status: Int32 }
 
     init(type: HandlerType, request: UnsafePointer<swiftws_request>, io: UnsafeMutableRawPointer) throws(Refused) {
         self.handler = type.type.init()
-        self.handlerName = String(cString: type.name.withUnsafeBufferPointer { $0.baseAddress! })
+        self.handlerName = type.name
         self.request = Self.upgradeRequest(from: request.pointee)
         let maxMessageSize = Int(clamping: request.pointee.max_message_size)
         self.limits = Limits(maxMessageSize: maxMessageSize > 0 ? maxMessageSize : Limits().maxMessageSize)
         self.io = ShimConnectionIO(io)
         try runExtraHandshake()
+    }
+
+    deinit {
+        free(subprotocolCString)
     }
 
     private func runExtraHandshake() throws(Refused) {
@@ -32,7 +41,7 @@ final class Session {
             try handler.extraHandshake(request, response: &response)
         } catch let rejection as HandshakeRejection {
             io.log(.info, "\(handlerName) rejected the handshake with \(rejection.status)")
-            for (name, value) in rejection.headers { io.addResponseHeader(name: name, value: value) }
+            try addResponseHeaders(rejection.headers)
             let valid = (400...599).contains(rejection.status)
             if !valid { io.log(.error, "\(handlerName): HandshakeRejection status \(rejection.status) is not 4xx/5xx; answering 500") }
             throw Refused(status: valid ? Int32(rejection.status) : 500)
@@ -45,14 +54,45 @@ final class Session {
                 io.log(.error, "\(handlerName) chose subprotocol \"\(chosen)\", which the client did not offer")
                 throw Refused(status: 500)
             }
-            subprotocolName = chosen
-            subprotocol = ContiguousArray(chosen.utf8CString)
+            subprotocol = chosen
+            subprotocolCString = strdup(chosen)
         }
-        for (name, value) in response.headers { io.addResponseHeader(name: name, value: value) }
+        try addResponseHeaders(response.headers)
+    }
+
+    /// Passes a handler's headers to the shim, refusing any that would break
+    /// the response: a name that is not an HTTP token, or a value with a
+    /// control character (CR LF would inject headers of its own).
+    private func addResponseHeaders(_ headers: [(name: String, value: String)]) throws(Refused) {
+        for (name, value) in headers {
+            guard Self.isToken(name), Self.isFieldValue(value) else {
+                io.log(.error, "\(handlerName) set an invalid response header \(String(reflecting: name)); answering 500")
+                throw Refused(status: 500)
+            }
+        }
+        for (name, value) in headers { io.addResponseHeader(name: name, value: value) }
+    }
+
+    private static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"):
+                return true
+            default:
+                return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
+        }
+    }
+
+    private static func isFieldValue(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
 
     func runBlocking() {
-        let socket = WebSocket(request: request, subprotocol: subprotocolName, limits: limits, io: io)
+        io.log(.debug, "WebSocket open, served by \(handlerName)")
+        defer { io.detach() }
+        let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits, io: io)
         do {
             try handler.transferData(socket)
             socket.finish(code: .normalClosure)

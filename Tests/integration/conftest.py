@@ -1,7 +1,6 @@
 """A real httpd with the built module, started per test module on a free
 port through the same scripts/run-httpd that `make run` uses."""
 
-import os
 import pathlib
 import socket
 import subprocess
@@ -59,13 +58,6 @@ class Httpd:
             if not pid_file.exists():
                 break
             time.sleep(0.1)
-
-    def children_alive(self):
-        """True while the parent process still runs (a crash in a child is
-        logged as a signal exit, checked separately)."""
-        pid = int((self.state / "httpd.pid").read_text())
-        os.kill(pid, 0)
-        return True
 
     def assert_no_crash(self):
         log = self.error_log

@@ -41,6 +41,10 @@ def test_tokens_are_case_insensitive_lists(httpd, upgrade, connection):
     ({"method": "POST", "extra": "Content-Length: 0\r\n"}, "POST"),
     ({"proto": "HTTP/1.0"}, "HTTP/1.0"),
     ({"extra": "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"}, "two keys"),
+    ({"key": "AAAAAAAAAAAAAAAAAAAAAA!!"}, "key ends in junk"),
+    ({"key": "AAAAAAAAAA.AAAAAAAAAAA=="}, "key with a character outside base64"),
+    ({"key": "AAAAAAAAAAAAAAAAAAAAAB=="}, "key with bits past 16 bytes"),
+    ({"method": "HEAD"}, "HEAD"),
 ])
 def test_bad_handshakes_get_400(httpd, kwargs, why):
     status, headers, sock, _ = http_request(httpd.port, upgrade_request(**kwargs))
