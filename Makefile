@@ -39,9 +39,12 @@ deps:
 $(ENGINE): $(SWIFT_SOURCES) | deps
 	$(SWIFT) build -c release --product SwiftWebSocket
 	mkdir -p $(SDK)/lib $(SDK)/Modules
-	cp $(SWIFT_BUILD)/libSwiftWebSocket.so $(ENGINE)
+	# Replaced, not overwritten: a running httpd may have the old one mapped.
+	cp $(SWIFT_BUILD)/libSwiftWebSocket.so $(ENGINE).new && mv $(ENGINE).new $(ENGINE)
 	rm -rf $(SDK)/Modules/SwiftWebSocket.swiftmodule
 	cp $(SWIFT_BUILD)/Modules/SwiftWebSocket.swiftmodule $(SWIFT_BUILD)/Modules/SwiftWebSocket.swiftdoc $(SDK)/Modules/
+	# Handlers importing the engine also load the zlib module it imports.
+	rm -rf $(SDK)/Modules/CZlib && cp -r Sources/CZlib $(SDK)/Modules/CZlib
 	printf '%s' "$(ABI)" > $(SDK)/abi
 
 # Built with the compiler flags apxs reports, directly rather than through

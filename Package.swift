@@ -17,8 +17,10 @@ let package = Package(
     targets: [
         // The C ABI between the shim and Swift: one header, no httpd includes.
         .systemLibrary(name: "CSwiftWebSocketABI", path: "CShim/include"),
-        // Sans-I/O engine and the public handler API: pure Swift.
-        .target(name: "SwiftWebSocket"),
+        // The system zlib, for permessage-deflate.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Sans-I/O engine and the public handler API: pure Swift over zlib.
+        .target(name: "SwiftWebSocket", dependencies: ["CZlib"]),
         // @_cdecl entry points: handler registry, connection drivers.
         .target(
             name: "SwiftWebSocketBridge",

@@ -39,26 +39,43 @@ module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
 
 /* ---- Configuration ---- */
 
+/* Numbers are -1 while unset: the engine's documented default applies. */
 typedef struct {
     const char *handler_root;        /* canonical path, NULL when unset */
     apr_hash_t *handlers;            /* resource -> swiftws_handler_entry */
-    apr_int64_t max_message_size;    /* bytes; -1 when unset */
+    apr_int64_t max_message_size;    /* bytes */
+    int deflate_enabled;
+    int deflate_window_bits;
+    int deflate_memory_level;
+    int deflate_compression_level;
+    apr_int64_t deflate_minimum_size;
 } swiftws_server_config;
 
 static void *create_server_config(apr_pool_t *p, server_rec *s)
 {
     swiftws_server_config *conf = apr_pcalloc(p, sizeof(*conf));
     conf->max_message_size = -1;
+    conf->deflate_enabled = -1;
+    conf->deflate_window_bits = -1;
+    conf->deflate_memory_level = -1;
+    conf->deflate_compression_level = -1;
+    conf->deflate_minimum_size = -1;
     return conf;
 }
+
+#define MERGE_NUMBER(field) conf->field = vhost->field >= 0 ? vhost->field : base->field
 
 static void *merge_server_config(apr_pool_t *p, void *base_, void *vhost_)
 {
     swiftws_server_config *base = base_, *vhost = vhost_;
     swiftws_server_config *conf = apr_pcalloc(p, sizeof(*conf));
     conf->handler_root = vhost->handler_root ? vhost->handler_root : base->handler_root;
-    conf->max_message_size = vhost->max_message_size >= 0
-        ? vhost->max_message_size : base->max_message_size;
+    MERGE_NUMBER(max_message_size);
+    MERGE_NUMBER(deflate_enabled);
+    MERGE_NUMBER(deflate_window_bits);
+    MERGE_NUMBER(deflate_memory_level);
+    MERGE_NUMBER(deflate_compression_level);
+    MERGE_NUMBER(deflate_minimum_size);
     return conf;
 }
 
@@ -76,27 +93,70 @@ static const char *set_handler_root(cmd_parms *cmd, void *dummy, const char *arg
     return NULL;
 }
 
-static const char *set_max_message_size(cmd_parms *cmd, void *dummy, const char *arg)
+/* A numeric directive: where it is stored and the values it accepts. */
+typedef struct {
+    size_t offset;
+    apr_int64_t min, max;
+    int is_int64;
+} number_directive;
+
+static const char *set_number(cmd_parms *cmd, void *dummy, const char *arg)
 {
-    swiftws_server_config *conf =
-        ap_get_module_config(cmd->server->module_config, &swiftwebsocket_module);
+    const number_directive *spec = cmd->info;
+    char *conf = ap_get_module_config(cmd->server->module_config, &swiftwebsocket_module);
     char *end = NULL;
     apr_int64_t value;
     errno = 0;
     value = apr_strtoi64(arg, &end, 10);
-    if (end == arg || *end != '\0' || value <= 0 || errno == ERANGE) {
-        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a positive number of bytes",
-                            cmd->cmd->name, arg);
+    if (end == arg || *end != '\0' || errno == ERANGE || value < spec->min || value > spec->max) {
+        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a whole number from %" APR_INT64_T_FMT
+                            " to %" APR_INT64_T_FMT, cmd->cmd->name, arg, spec->min, spec->max);
     }
-    conf->max_message_size = value;
+    if (spec->is_int64) {
+        *(apr_int64_t *)(conf + spec->offset) = value;
+    }
+    else {
+        *(int *)(conf + spec->offset) = (int)value;
+    }
     return NULL;
 }
 
+static const char *set_deflate(cmd_parms *cmd, void *dummy, int on)
+{
+    swiftws_server_config *conf =
+        ap_get_module_config(cmd->server->module_config, &swiftwebsocket_module);
+    conf->deflate_enabled = on;
+    return NULL;
+}
+
+#define BYTES(field, min) \
+    { APR_OFFSETOF(swiftws_server_config, field), min, APR_INT64_MAX, 1 }
+#define RANGE(field, min, max) { APR_OFFSETOF(swiftws_server_config, field), min, max, 0 }
+
+static const number_directive max_message_size = BYTES(max_message_size, 1);
+static const number_directive deflate_window_bits = RANGE(deflate_window_bits, 9, 15);
+static const number_directive deflate_memory_level = RANGE(deflate_memory_level, 1, 9);
+static const number_directive deflate_compression_level = RANGE(deflate_compression_level, 0, 9);
+static const number_directive deflate_minimum_size = BYTES(deflate_minimum_size, 0);
+
+/* Defaults are the engine's (Limits.swift, PerMessageDeflate.swift). */
 static const command_rec swiftws_commands[] = {
     AP_INIT_TAKE1("SwiftWebSocketHandlerRoot", set_handler_root, NULL, RSRC_CONF,
                   "Directory whose <resource>_wsh.so files serve WebSocket requests"),
-    AP_INIT_TAKE1("SwiftWebSocketMaxMessageSize", set_max_message_size, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("SwiftWebSocketMaxMessageSize", set_number, (void *)&max_message_size, RSRC_CONF,
                   "Largest message accepted, in bytes (default 16777216); larger ones close with 1009"),
+    AP_INIT_FLAG("SwiftWebSocketDeflate", set_deflate, NULL, RSRC_CONF,
+                 "Negotiate permessage-deflate (RFC 7692) when clients offer it (default On)"),
+    AP_INIT_TAKE1("SwiftWebSocketDeflateWindowBits", set_number, (void *)&deflate_window_bits, RSRC_CONF,
+                  "LZ77 window for permessage-deflate, 9-15, both directions where the client allows "
+                  "(default 12)"),
+    AP_INIT_TAKE1("SwiftWebSocketDeflateMemLevel", set_number, (void *)&deflate_memory_level, RSRC_CONF,
+                  "zlib memLevel for compressing, 1-9 (default 5)"),
+    AP_INIT_TAKE1("SwiftWebSocketDeflateCompressionLevel", set_number,
+                  (void *)&deflate_compression_level, RSRC_CONF,
+                  "zlib compression level, 0-9 (default 6)"),
+    AP_INIT_TAKE1("SwiftWebSocketDeflateMinSize", set_number, (void *)&deflate_minimum_size, RSRC_CONF,
+                  "Messages shorter than this many bytes are sent uncompressed (default 64)"),
     {NULL}
 };
 
@@ -365,6 +425,11 @@ static swiftws_request *describe_request(request_rec *r, const swiftws_server_co
     request->user = r->user;
     request->is_secure = ap_ssl_conn_is_ssl(r->connection);
     request->max_message_size = conf->max_message_size;
+    request->deflate_enabled = conf->deflate_enabled;
+    request->deflate_window_bits = conf->deflate_window_bits;
+    request->deflate_memory_level = conf->deflate_memory_level;
+    request->deflate_compression_level = conf->deflate_compression_level;
+    request->deflate_minimum_size = conf->deflate_minimum_size;
     return request;
 }
 

@@ -31,6 +31,13 @@ typedef struct swiftws_request {
     const char *user;            /* r->user, NULL when unauthenticated */
     int is_secure;               /* TLS (mod_ssl) in use */
     int64_t max_message_size;    /* SwiftWebSocketMaxMessageSize */
+    /* permessage-deflate, from the SwiftWebSocketDeflate* directives; -1
+     * where unset, for the engine's default */
+    int deflate_enabled;         /* 0 or 1 */
+    int deflate_window_bits;     /* 9..15 */
+    int deflate_memory_level;    /* 1..9 */
+    int deflate_compression_level; /* 0..9 */
+    int64_t deflate_minimum_size;
 } swiftws_request;
 
 /* Services the shim gives Swift. `io` is the shim's per-connection context,

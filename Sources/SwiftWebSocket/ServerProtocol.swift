@@ -6,8 +6,12 @@
 ///
 /// Payload bytes are unmasked straight from the caller's buffer into the
 /// message being assembled; only a frame header split across reads is copied
-/// aside.
-public struct ServerProtocol: Sendable {
+/// aside. With permessage-deflate, compressed payload is unmasked into a
+/// scratch buffer and inflated into the message.
+///
+/// It owns zlib streams when compression is agreed: use one value per
+/// connection and do not copy it (copies would share them).
+public struct ServerProtocol {
     public enum State: Equatable, Sendable {
         case open
         /// We sent a close frame and wait for the peer's.
@@ -34,6 +38,8 @@ public struct ServerProtocol: Sendable {
 
     public private(set) var state: State = .open
     public let limits: Limits
+    /// permessage-deflate as agreed in the handshake, or nil.
+    public let compression: PerMessageDeflate?
     /// Bytes to write to the client, in order. The driver sends them and
     /// calls `pendingOutput.removeAll(keepingCapacity: true)`.
     public var pendingOutput: [UInt8] = []
@@ -49,6 +55,21 @@ public struct ServerProtocol: Sendable {
     /// Opcode of the fragmented message in progress, if any.
     private var messageOpcode: Opcode?
     private var messageBuffer: [UInt8] = []
+    /// Whether the message in progress has RSV1 set (is compressed).
+    private var messageCompressed = false
+    /// Compressed bytes of the message in progress, for its size limit.
+    private var compressedCount: UInt64 = 0
+    /// One chunk of compressed payload, unmasked, on its way to the inflater.
+    private var compressedScratch: [UInt8] = []
+    /// Created on the first compressed message; dropped after each one when
+    /// the client resets its context anyway (client_no_context_takeover).
+    private var inflater: Inflater?
+    /// Created on the first compressed send; dropped after each one with
+    /// server_no_context_takeover, so idle connections hold no zlib memory.
+    private var deflater: Deflater?
+    /// The compressed payload of the message last framed by
+    /// `prepareMessage`, to be written after its header.
+    public private(set) var compressedPayload: [UInt8] = []
     private var controlBuffer: [UInt8] = []
     private var utf8 = UTF8Validator()
     private var events: [Event] = []
@@ -59,8 +80,9 @@ public struct ServerProtocol: Sendable {
     /// The most message-buffer capacity kept between messages.
     static let retainedBufferCapacity = 64 * 1024
 
-    public init(limits: Limits = Limits()) {
+    public init(limits: Limits = Limits(), compression: PerMessageDeflate? = nil) {
         self.limits = limits
+        self.compression = compression
     }
 
     // MARK: Input
@@ -135,7 +157,7 @@ public struct ServerProtocol: Sendable {
     }
 
     private mutating func consumeHeader(_ bytes: UnsafeRawBufferPointer) throws(ProtocolViolation) -> Int {
-        let allowed: UInt8 = 0
+        let allowed: UInt8 = compression == nil ? 0 : FrameHeader.rsv1
         if partialHeader.isEmpty {
             switch try FrameHeader.parseClientFrame(bytes, allowedReservedBits: allowed) {
             case .header(let header, let length):
@@ -175,12 +197,24 @@ public struct ServerProtocol: Sendable {
         if !header.opcode.isControl {
             switch (header.opcode, messageOpcode) {
             case (.continuation, nil): throw .unexpectedContinuation
-            case (.continuation, _): break
-            case (_, nil): messageOpcode = header.opcode
+            case (.continuation, _):
+                // RFC 7692 6.1: RSV1 marks the first frame of a message only.
+                guard header.reservedBits == 0 else { throw .reservedBitsSet }
+            case (_, nil):
+                messageOpcode = header.opcode
+                messageCompressed = header.reservedBits & FrameHeader.rsv1 != 0
+                compressedCount = 0
             default: throw .expectedContinuation
             }
-            let announced = UInt64(messageBuffer.count) &+ header.payloadLength
-            if announced > UInt64(clamping: limits.maxMessageSize) {
+            let limit = UInt64(clamping: limits.maxMessageSize)
+            if messageCompressed {
+                // The inflated size is checked while inflating; this bounds
+                // the compressed input (DEFLATE adds at most ~0.1%).
+                compressedCount &+= header.payloadLength
+                if compressedCount > limit &+ limit / 512 &+ 64 {
+                    throw .messageTooBig(limit: limits.maxMessageSize)
+                }
+            } else if UInt64(messageBuffer.count) &+ header.payloadLength > limit {
                 throw .messageTooBig(limit: limits.maxMessageSize)
             }
         }
@@ -196,15 +230,50 @@ public struct ServerProtocol: Sendable {
         if header.opcode.isControl {
             return Self.appendUnmasked(chunk, to: &controlBuffer, key: key, keyOffset: keyOffset)
         }
+        if messageCompressed {
+            compressedScratch.removeAll(keepingCapacity: true)
+            let newOffset = Self.appendUnmasked(chunk, to: &compressedScratch, key: key, keyOffset: keyOffset)
+            try inflate(compressedScratch)
+            if compressedScratch.capacity > Self.retainedBufferCapacity { compressedScratch = [] }
+            return newOffset
+        }
         let start = messageBuffer.count
         let newOffset = Self.appendUnmasked(chunk, to: &messageBuffer, key: key, keyOffset: keyOffset)
-        if messageOpcode == .text {
-            let valid = messageBuffer.withUnsafeBytes { raw in
-                utf8.validate(UnsafeRawBufferPointer(rebasing: raw[start...]))
-            }
-            guard valid else { throw .invalidUTF8 }
-        }
+        try validateText(from: start)
         return newOffset
+    }
+
+    /// Validates the message's bytes from `start` on, if it is text.
+    private mutating func validateText(from start: Int) throws(ProtocolViolation) {
+        guard messageOpcode == .text else { return }
+        let valid = messageBuffer.withUnsafeBytes { raw in
+            utf8.validate(UnsafeRawBufferPointer(rebasing: raw[start...]))
+        }
+        guard valid else { throw .invalidUTF8 }
+    }
+
+    /// The four bytes a sender strips from the end of each compressed
+    /// message (RFC 7692 7.2.2); the receiver puts them back.
+    private static let deflateTail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+
+    /// Inflates compressed payload onto the message, failing as soon as the
+    /// inflated size passes the limit.
+    private mutating func inflate(_ compressed: [UInt8]) throws(ProtocolViolation) {
+        if inflater == nil {
+            inflater = Inflater(windowBits: compression?.clientWindowBits ?? 15)
+        }
+        guard let inflater else { throw .compressionUnavailable }
+        let start = messageBuffer.count
+        let limit = limits.maxMessageSize
+        let outcome = compressed.withUnsafeBytes { raw in
+            inflater.inflate(raw, into: &messageBuffer, limit: limit)
+        }
+        switch outcome {
+        case .ok: break
+        case .tooBig: throw .messageTooBig(limit: limits.maxMessageSize)
+        case .invalid: throw .invalidCompressedData
+        }
+        try validateText(from: start)
     }
 
     private static func appendUnmasked(_ chunk: UnsafeRawBufferPointer, to buffer: inout [UInt8], key: MaskingKey, keyOffset: Int) -> Int {
@@ -230,6 +299,11 @@ public struct ServerProtocol: Sendable {
             try closeReceived()
         case .text, .binary, .continuation:
             guard header.fin else { return }
+            if messageCompressed {
+                try inflate(Self.deflateTail)
+                if compression?.clientNoContextTakeover == true { inflater = nil }
+                messageCompressed = false
+            }
             let message: Message
             if messageOpcode == .text {
                 guard utf8.isComplete else { throw .invalidUTF8 }
@@ -297,11 +371,42 @@ public struct ServerProtocol: Sendable {
         return true
     }
 
-    /// The header of an outgoing data frame, or nil once a close was sent:
-    /// RFC 6455 forbids data after the close frame.
+    /// The header of an outgoing uncompressed data frame, or nil once a
+    /// close was sent: RFC 6455 forbids data after the close frame.
     public func dataFrameHeader(opcode: Opcode, fin: Bool, payloadLength: Int) -> EncodedFrameHeader? {
         guard state == .open else { return nil }
         return EncodedFrameHeader(fin: fin, opcode: opcode, payloadLength: payloadLength)
+    }
+
+    /// A whole message framed for sending: write `header`, then
+    /// `compressedPayload` if `isCompressed`, else the payload as given.
+    public struct OutgoingFrame {
+        public var header: EncodedFrameHeader
+        public var isCompressed: Bool
+    }
+
+    /// Frames one whole message, compressing it when permessage-deflate was
+    /// agreed and it is at least `minimumSize` bytes. Nil once a close was
+    /// sent. A message zlib cannot compress goes out uncompressed.
+    public mutating func prepareMessage(opcode: Opcode, payload: UnsafeRawBufferPointer) -> OutgoingFrame? {
+        guard state == .open else { return nil }
+        if compressedPayload.capacity > Self.retainedBufferCapacity { compressedPayload = [] }
+        if let compression, payload.count >= compression.minimumSize {
+            if deflater == nil {
+                deflater = Deflater(windowBits: compression.serverWindowBits,
+                                    memoryLevel: compression.memoryLevel, level: compression.compressionLevel)
+            }
+            if let deflater, deflater.compress(payload, into: &compressedPayload) {
+                if compression.serverNoContextTakeover { self.deflater = nil }
+                let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
+                                                payloadLength: compressedPayload.count)
+                return OutgoingFrame(header: header, isCompressed: true)
+            }
+            // A failed stream may be mid-message: start the next one afresh.
+            self.deflater = nil
+        }
+        return OutgoingFrame(header: EncodedFrameHeader(fin: true, opcode: opcode, payloadLength: payload.count),
+                             isCompressed: false)
     }
 
     private mutating func queueClose(code: CloseCode?, reason: String) {

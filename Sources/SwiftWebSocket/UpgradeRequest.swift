@@ -31,6 +31,13 @@ public struct UpgradeRequest: Sendable {
     /// The `Origin` header, if sent (browsers always send it).
     public var origin: String? { header("Origin") }
 
+    /// The extensions the client offered (`Sec-WebSocket-Extensions`), in
+    /// its order of preference; empty if none or malformed.
+    public var requestedExtensions: [ExtensionOffer] {
+        let values = headers.filter { $0.name.lowercased() == "sec-websocket-extensions" }.map(\.value)
+        return ExtensionOffer.parse(values.joined(separator: ", ")) ?? []
+    }
+
     /// The subprotocols the client offered, in its order of preference.
     public var requestedSubprotocols: [String] {
         headers.filter { $0.name.lowercased() == "sec-websocket-protocol" }
@@ -45,10 +52,16 @@ public struct UpgradeResponse: Sendable {
     /// Must be one of `UpgradeRequest.requestedSubprotocols`, or nil.
     public var subprotocol: String?
     public var headers: [(name: String, value: String)] = []
+    /// permessage-deflate as the server configuration allows it; set
+    /// `compression.isEnabled = false` to decline it for this connection,
+    /// or lower its windows and levels.
+    public var compression: DeflateOptions
 
-    public init(subprotocol: String? = nil, headers: [(name: String, value: String)] = []) {
+    public init(subprotocol: String? = nil, headers: [(name: String, value: String)] = [],
+                compression: DeflateOptions = DeflateOptions()) {
         self.subprotocol = subprotocol
         self.headers = headers
+        self.compression = compression
     }
 }
 

@@ -22,10 +22,14 @@ public final class WebSocket {
     /// Reads of at most one TLS record: larger buffers only cost memory.
     static let readBufferSize = 16 * 1024
 
-    package init(request: UpgradeRequest, subprotocol: String?, limits: Limits, io: any ConnectionIO) {
+    /// permessage-deflate as agreed in the handshake, or nil.
+    public var compression: PerMessageDeflate? { engine.compression }
+
+    package init(request: UpgradeRequest, subprotocol: String?, limits: Limits,
+                 compression: PerMessageDeflate? = nil, io: any ConnectionIO) {
         self.request = request
         self.subprotocol = subprotocol
-        self.engine = ServerProtocol(limits: limits)
+        self.engine = ServerProtocol(limits: limits, compression: compression)
         self.io = io
         self.readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
     }
@@ -108,11 +112,18 @@ public final class WebSocket {
 
     private func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
         try io.checkAccess()
-        guard !transportClosed,
-              let header = engine.dataFrameHeader(opcode: opcode, fin: true, payloadLength: payload.count)
-        else { throw WebSocketError.closed }
+        guard !transportClosed, let frame = engine.prepareMessage(opcode: opcode, payload: payload) else {
+            throw WebSocketError.closed
+        }
         try flushPendingOutput()
-        try header.withUnsafeBytes { bytes in try write(bytes, payload) }
+        if frame.isCompressed {
+            let compressed = engine.compressedPayload
+            try frame.header.withUnsafeBytes { header in
+                try compressed.withUnsafeBytes { body in try write(header, body) }
+            }
+        } else {
+            try frame.header.withUnsafeBytes { header in try write(header, payload) }
+        }
     }
 
     /// Reads once and feeds the engine. False at the end of the stream, and

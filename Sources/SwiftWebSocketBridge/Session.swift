@@ -12,6 +12,8 @@ final class Session {
     private let handlerName: String
     private let request: UpgradeRequest
     private let limits: Limits
+    private let configuredCompression: DeflateOptions
+    private var compression: PerMessageDeflate?
     private let io: ShimConnectionIO
     private var subprotocol: String?
     /// `subprotocol` for the shim, which sends it in the 101; freed with
@@ -27,6 +29,7 @@ final class Session {
         self.request = Self.upgradeRequest(from: request.pointee)
         let maxMessageSize = Int(clamping: request.pointee.max_message_size)
         self.limits = Limits(maxMessageSize: maxMessageSize > 0 ? maxMessageSize : Limits().maxMessageSize)
+        self.configuredCompression = Self.deflateOptions(from: request.pointee)
         self.io = ShimConnectionIO(io)
         try runExtraHandshake()
     }
@@ -36,7 +39,7 @@ final class Session {
     }
 
     private func runExtraHandshake() throws(Refused) {
-        var response = UpgradeResponse()
+        var response = UpgradeResponse(compression: configuredCompression)
         do {
             try handler.extraHandshake(request, response: &response)
         } catch let rejection as HandshakeRejection {
@@ -58,6 +61,25 @@ final class Session {
             subprotocolCString = strdup(chosen)
         }
         try addResponseHeaders(response.headers)
+        let offers = request.headers.filter { $0.name.lowercased() == "sec-websocket-extensions" }.map(\.value)
+        if !offers.isEmpty, let (agreed, header) = response.compression.negotiate(offers.joined(separator: ", ")) {
+            compression = agreed
+            io.addResponseHeader(name: "Sec-WebSocket-Extensions", value: header)
+        }
+    }
+
+    /// The directives' values; unset ones (-1) keep the engine's defaults.
+    private static func deflateOptions(from raw: swiftws_request) -> DeflateOptions {
+        var options = DeflateOptions()
+        if raw.deflate_enabled >= 0 { options.isEnabled = raw.deflate_enabled != 0 }
+        if raw.deflate_window_bits >= 0 {
+            options.serverMaxWindowBits = Int(raw.deflate_window_bits)
+            options.clientMaxWindowBits = Int(raw.deflate_window_bits)
+        }
+        if raw.deflate_memory_level >= 0 { options.memoryLevel = Int(raw.deflate_memory_level) }
+        if raw.deflate_compression_level >= 0 { options.compressionLevel = Int(raw.deflate_compression_level) }
+        if raw.deflate_minimum_size >= 0 { options.minimumSize = Int(clamping: raw.deflate_minimum_size) }
+        return options
     }
 
     /// Passes a handler's headers to the shim, refusing any that would break
@@ -92,7 +114,8 @@ final class Session {
     func runBlocking() {
         io.log(.debug, "WebSocket open, served by \(handlerName)")
         defer { io.detach() }
-        let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits, io: io)
+        let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits,
+                               compression: compression, io: io)
         do {
             try handler.transferData(socket)
             socket.finish(code: .normalClosure)

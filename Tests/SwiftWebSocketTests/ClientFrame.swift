@@ -91,8 +91,8 @@ struct XorShift: RandomNumberGenerator {
 struct Harness {
     var engine: ServerProtocol
 
-    init(limits: Limits = Limits()) {
-        engine = ServerProtocol(limits: limits)
+    init(limits: Limits = Limits(), compression: PerMessageDeflate? = nil) {
+        engine = ServerProtocol(limits: limits, compression: compression)
     }
 
     var state: ServerProtocol.State { engine.state }

@@ -41,7 +41,7 @@ def test_bad_max_message_size_stops_startup(tmp_path_factory, value):
     server = Httpd(tmp_path_factory.mktemp("httpd"), extra_conf=f"SwiftWebSocketMaxMessageSize {value}\n")
     result = subprocess.run(server.command(), capture_output=True, text=True)
     assert result.returncode != 0
-    assert f"SwiftWebSocketMaxMessageSize: \"{value}\" is not a positive number of bytes" in result.stderr
+    assert f"SwiftWebSocketMaxMessageSize: \"{value}\" is not a whole number from 1 to" in result.stderr
 
 
 def test_missing_handler_root_stops_startup_naming_it(tmp_path):

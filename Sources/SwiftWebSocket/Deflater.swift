@@ -1,0 +1,63 @@
+internal import CZlib
+
+/// Raw DEFLATE compression over the system zlib, one message at a time,
+/// ending each with a sync flush as RFC 7692 7.2.1 prescribes.
+final class Deflater {
+    private let stream: UnsafeMutablePointer<z_stream>
+
+    /// `windowBits` 9...15 (zlib's raw deflate cannot do 8), `memoryLevel`
+    /// 1...9, `level` 0...9; nil when zlib refuses them.
+    init?(windowBits: Int, memoryLevel: Int, level: Int) {
+        stream = .allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        let status = deflateInit2_(stream, Int32(level), Z_DEFLATED, -Int32(windowBits), Int32(memoryLevel),
+                                   Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard status == Z_OK else {
+            stream.deallocate()
+            return nil
+        }
+    }
+
+    deinit {
+        deflateEnd(stream)
+        stream.deallocate()
+    }
+
+    /// Replaces `output` with the compressed form of `input`, without the
+    /// final 0x00 0x00 0xFF 0xFF the flush leaves (RFC 7692 7.2.1). False if
+    /// zlib failed.
+    func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) -> Bool {
+        output.removeAll(keepingCapacity: true)
+        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
+        stream.pointee.avail_in = uInt(input.count)
+        defer {
+            stream.pointee.next_in = nil
+            stream.pointee.avail_in = 0
+        }
+        while true {
+            // deflateBound covers the data; the flush adds at most a few bytes.
+            let room = Int(deflateBound(stream, uLong(stream.pointee.avail_in))) + 16
+            let start = output.count
+            output.append(contentsOf: repeatElement(0, count: room))
+            let status: Int32 = output.withUnsafeMutableBytes { raw in
+                stream.pointee.next_out = raw.baseAddress!.advanced(by: start).assumingMemoryBound(to: Bytef.self)
+                stream.pointee.avail_out = uInt(room)
+                return deflate(stream, Z_SYNC_FLUSH)
+            }
+            let unused = Int(stream.pointee.avail_out)
+            output.removeLast(unused)
+            stream.pointee.next_out = nil
+            guard status == Z_OK || status == Z_BUF_ERROR else { return false }
+            // A sync flush is complete when zlib left output room unused.
+            if stream.pointee.avail_in == 0 && unused > 0 { break }
+        }
+        guard output.count >= 4, Array(output.suffix(4)) == [0x00, 0x00, 0xFF, 0xFF] else { return false }
+        output.removeLast(4)
+        return true
+    }
+
+    /// Forgets the window (server_no_context_takeover).
+    func reset() {
+        deflateReset(stream)
+    }
+}

@@ -1,0 +1,153 @@
+"""permessage-deflate (RFC 7692) against a real client (Python websockets)."""
+
+import asyncio
+import os
+import zlib
+
+import pytest
+import websockets
+from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+
+from conftest import start_httpd
+from rawws import frame, http_request, upgrade_request
+
+
+def negotiated(ws):
+    return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+
+async def echo_all(url, messages, **kwargs):
+    async with connect(url, max_size=None, **kwargs) as ws:
+        replies = []
+        for message in messages:
+            await ws.send(message)
+            replies.append(await ws.recv())
+        return negotiated(ws), replies
+
+
+MESSAGES = ["short", "", "x" * 64, "compressible " * 5000, os.urandom(100_000), b"\x00" * 1_000_000,
+            "ünïcödé ✓ " * 1000]
+
+
+def test_default_client_offer_is_accepted_and_echo_round_trips(httpd):
+    header, replies = asyncio.run(echo_all(httpd.url("/echo"), MESSAGES))
+    assert header == "permessage-deflate; client_max_window_bits=12"
+    assert replies == MESSAGES
+
+
+@pytest.mark.parametrize("factory, expected", [
+    (ClientPerMessageDeflateFactory(server_no_context_takeover=True, client_no_context_takeover=True),
+     "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=12"),
+    (ClientPerMessageDeflateFactory(server_max_window_bits=9, client_max_window_bits=9),
+     "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9"),
+    (ClientPerMessageDeflateFactory(server_max_window_bits=15, client_max_window_bits=None),
+     "permessage-deflate; server_max_window_bits=12"),
+])
+def test_parameters_round_trip(httpd, factory, expected):
+    header, replies = asyncio.run(echo_all(httpd.url("/echo"), MESSAGES, extensions=[factory], compression=None))
+    assert header == expected
+    assert replies == MESSAGES
+
+
+def test_compression_off_in_the_client(httpd):
+    header, replies = asyncio.run(echo_all(httpd.url("/echo"), MESSAGES, compression=None))
+    assert header is None
+    assert replies == MESSAGES
+
+
+def test_handler_can_decline_compression(httpd):
+    header, replies = asyncio.run(echo_all(httpd.url("/echo_noext"), MESSAGES[:3]))
+    assert header is None
+    assert replies == MESSAGES[:3]
+
+
+def test_window_8_offer_alone_is_declined_not_broken(httpd):
+    request = upgrade_request(extra="Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8\r\n")
+    status, headers, sock, _ = http_request(httpd.port, request)
+    sock.close()
+    assert status == 101
+    assert "sec-websocket-extensions" not in headers
+
+
+def test_malformed_offer_is_declined(httpd):
+    request = upgrade_request(extra="Sec-WebSocket-Extensions: permessage-deflate; bogus=\"1\r\n")
+    status, headers, sock, _ = http_request(httpd.port, request)
+    sock.close()
+    assert status == 101
+    assert "sec-websocket-extensions" not in headers
+
+
+def test_server_compresses_what_it_sends(httpd):
+    """The reply to a compressible message arrives compressed (RSV1) and
+    much smaller than the text."""
+    from rawws import RawWebSocket
+    ws = RawWebSocket.__new__(RawWebSocket)
+    request = upgrade_request(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    status, headers, ws.sock, ws.buffer = http_request(httpd.port, request)
+    assert status == 101 and headers["sec-websocket-extensions"] == "permessage-deflate"
+    text = b"abcabcabc" * 10_000
+    ws.send(frame(0x1, text))
+    first, second = ws._read(2)
+    assert first == 0xC1, "FIN, RSV1 and text"
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(ws._read(2), "big")
+    payload = ws._read(length)
+    assert length < len(text) // 50
+    assert zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff") == text
+    ws.close()
+
+
+@pytest.fixture(scope="module")
+def small_limit_httpd(tmp_path_factory):
+    server = start_httpd(tmp_path_factory, extra_conf="SwiftWebSocketMaxMessageSize 1048576\n")
+    yield server
+    server.stop()
+    server.assert_no_crash()
+
+
+def test_inflate_bomb_closes_1009(small_limit_httpd):
+    """A 100 KiB frame that would inflate to 100 MiB is stopped at the limit."""
+    from rawws import RawWebSocket
+    ws = RawWebSocket.__new__(RawWebSocket)
+    request = upgrade_request(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    status, _, ws.sock, ws.buffer = http_request(small_limit_httpd.port, request)
+    assert status == 101
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(b"\x00" * (100 << 20)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert len(bomb) < 200_000
+    ws.send(frame(0x2, bomb[:-4], rsv=4))
+    assert ws.read_close() == 1009
+    ws.close()
+
+
+def test_deflate_directives(tmp_path_factory):
+    server = start_httpd(tmp_path_factory, extra_conf="SwiftWebSocketDeflateWindowBits 10\n"
+                                                       "SwiftWebSocketDeflateCompressionLevel 1\n"
+                                                       "SwiftWebSocketDeflateMemLevel 9\n"
+                                                       "SwiftWebSocketDeflateMinSize 0\n")
+    try:
+        header, replies = asyncio.run(echo_all(server.url("/echo"), MESSAGES))
+        assert header == "permessage-deflate; client_max_window_bits=10"
+        assert replies == MESSAGES
+    finally:
+        server.stop()
+    off = start_httpd(tmp_path_factory, extra_conf="SwiftWebSocketDeflate Off\n")
+    try:
+        header, replies = asyncio.run(echo_all(off.url("/echo"), MESSAGES[:2]))
+        assert header is None
+    finally:
+        off.stop()
+
+
+@pytest.mark.parametrize("line", ["SwiftWebSocketDeflateWindowBits 8", "SwiftWebSocketDeflateWindowBits 16",
+                                  "SwiftWebSocketDeflateMemLevel 0", "SwiftWebSocketDeflateCompressionLevel 10",
+                                  "SwiftWebSocketDeflate maybe"])
+def test_bad_deflate_directives_stop_startup(tmp_path_factory, line):
+    import subprocess
+    from conftest import Httpd
+    server = Httpd(tmp_path_factory.mktemp("httpd"), extra_conf=line + "\n")
+    result = subprocess.run(server.command(), capture_output=True, text=True)
+    assert result.returncode != 0
+    assert line.split()[0] in result.stderr
