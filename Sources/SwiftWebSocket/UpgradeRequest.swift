@@ -34,8 +34,7 @@ public struct UpgradeRequest: Sendable {
     /// The extensions the client offered (`Sec-WebSocket-Extensions`), in
     /// its order of preference; empty if none or malformed.
     public var requestedExtensions: [ExtensionOffer] {
-        let values = headers.filter { $0.name.lowercased() == "sec-websocket-extensions" }.map(\.value)
-        return ExtensionOffer.parse(values.joined(separator: ", ")) ?? []
+        header("Sec-WebSocket-Extensions").flatMap(ExtensionOffer.parse) ?? []
     }
 
     /// The subprotocols the client offered, in its order of preference.

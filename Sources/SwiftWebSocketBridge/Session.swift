@@ -61,8 +61,8 @@ final class Session {
             subprotocolCString = strdup(chosen)
         }
         try addResponseHeaders(response.headers)
-        let offers = request.headers.filter { $0.name.lowercased() == "sec-websocket-extensions" }.map(\.value)
-        if !offers.isEmpty, let (agreed, header) = response.compression.negotiate(offers.joined(separator: ", ")) {
+        // httpd joins repeated header lines into one, comma-separated.
+        if let (agreed, header) = response.compression.negotiate(request.header("Sec-WebSocket-Extensions")) {
             compression = agreed
             io.addResponseHeader(name: "Sec-WebSocket-Extensions", value: header)
         }
