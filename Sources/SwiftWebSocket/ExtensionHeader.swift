@@ -32,7 +32,7 @@ public struct ExtensionOffer: Equatable, Sendable {
                 if scanner.take(UInt8(ascii: "=")) {
                     scanner.skipWhitespace()
                     // RFC 6455 9.1: a quoted value must still be a token.
-                    guard let v = scanner.quotedString() ?? scanner.token(), Scanner.isToken(v) else { return nil }
+                    guard let v = scanner.quotedString() ?? scanner.token(), HTTPSyntax.isToken(v) else { return nil }
                     value = v
                     scanner.skipWhitespace()
                 }
@@ -65,7 +65,7 @@ public struct ExtensionOffer: Equatable, Sendable {
 
         mutating func token() -> String? {
             let start = index
-            while index < bytes.count, Self.isTokenByte(bytes[index]) { index += 1 }
+            while index < bytes.count, HTTPSyntax.isTokenByte(bytes[index]) { index += 1 }
             return index > start ? String(decoding: bytes[start..<index], as: UTF8.self) : nil
         }
 
@@ -87,21 +87,6 @@ public struct ExtensionOffer: Equatable, Sendable {
                 }
             }
             return nil  // unterminated
-        }
-
-        static func isToken(_ text: String) -> Bool {
-            !text.isEmpty && text.utf8.allSatisfy(isTokenByte)
-        }
-
-        /// RFC 7230 tchar.
-        static func isTokenByte(_ byte: UInt8) -> Bool {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            default:
-                return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-            }
         }
     }
 }

@@ -87,28 +87,12 @@ final class Session {
     /// control character (CR LF would inject headers of its own).
     private func addResponseHeaders(_ headers: [(name: String, value: String)]) throws(Refused) {
         for (name, value) in headers {
-            guard Self.isToken(name), Self.isFieldValue(value) else {
+            guard HTTPSyntax.isToken(name), HTTPSyntax.isFieldValue(value) else {
                 io.log(.error, "\(handlerName) set an invalid response header \(String(reflecting: name)); answering 500")
                 throw Refused(status: 500)
             }
         }
         for (name, value) in headers { io.addResponseHeader(name: name, value: value) }
-    }
-
-    private static func isToken(_ text: String) -> Bool {
-        !text.isEmpty && text.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"):
-                return true
-            default:
-                return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-            }
-        }
-    }
-
-    private static func isFieldValue(_ text: String) -> Bool {
-        text.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
 
     func runBlocking() {
