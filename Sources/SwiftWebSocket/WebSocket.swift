@@ -41,8 +41,9 @@ public final class WebSocket {
     /// Whether messages can still be sent.
     public var isOpen: Bool { engine.state == .open && !transportClosed }
 
-    /// The next message, or nil once the connection is closed (by a close
-    /// frame from the peer, a protocol violation, or the stream ending).
+    /// The next message, or nil once the connection is closed: by a close
+    /// frame from the peer, a protocol violation, the stream ending, or no
+    /// data within httpd's `Timeout` (then it closes with 1001).
     public func receive() throws -> Message? {
         try io.checkAccess()
         while true {
