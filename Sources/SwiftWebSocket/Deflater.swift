@@ -3,6 +3,10 @@ internal import CZlib
 /// Raw DEFLATE compression over the system zlib, one message at a time,
 /// ending each with a sync flush as RFC 7692 7.2.1 prescribes.
 final class Deflater {
+    /// What a sync flush ends with: the empty stored block a sender strips
+    /// from each compressed message and a receiver appends (RFC 7692 7.2.1).
+    static let syncFlushTail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+
     private let stream: UnsafeMutablePointer<z_stream>
 
     /// `windowBits` 9...15 (zlib's raw deflate cannot do 8), `memoryLevel`
@@ -51,13 +55,8 @@ final class Deflater {
             // A sync flush is complete when zlib left output room unused.
             if stream.pointee.avail_in == 0 && unused > 0 { break }
         }
-        guard output.count >= 4, Array(output.suffix(4)) == [0x00, 0x00, 0xFF, 0xFF] else { return false }
+        guard output.suffix(4).elementsEqual(Self.syncFlushTail) else { return false }
         output.removeLast(4)
         return true
-    }
-
-    /// Forgets the window (server_no_context_takeover).
-    func reset() {
-        deflateReset(stream)
     }
 }

@@ -75,9 +75,4 @@ final class Inflater {
             }
         }
     }
-
-    /// Forgets the window: the peer will not refer back to earlier messages.
-    func reset() {
-        inflateReset(stream)
-    }
 }

@@ -252,10 +252,6 @@ public struct ServerProtocol {
         guard valid else { throw .invalidUTF8 }
     }
 
-    /// The four bytes a sender strips from the end of each compressed
-    /// message (RFC 7692 7.2.2); the receiver puts them back.
-    private static let deflateTail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
-
     /// Inflates compressed payload onto the message, failing as soon as the
     /// inflated size passes the limit.
     private mutating func inflate(_ compressed: [UInt8]) throws(ProtocolViolation) {
@@ -300,7 +296,7 @@ public struct ServerProtocol {
         case .text, .binary, .continuation:
             guard header.fin else { return }
             if messageCompressed {
-                try inflate(Self.deflateTail)
+                try inflate(Deflater.syncFlushTail)
                 if compression?.clientNoContextTakeover == true { inflater = nil }
                 messageCompressed = false
             }

@@ -26,8 +26,8 @@ final class ShimConnectionIO: ConnectionIO {
         guard pthread_equal(owner, pthread_self()) != 0 else { throw .wrongThread }
     }
 
+    /// The thread was checked by `WebSocket` on entry (`checkAccess`).
     private func usableIO() throws(WebSocketError) -> UnsafeMutableRawPointer {
-        try checkAccess()
         guard let io else { throw .closed }
         return io
     }

@@ -61,10 +61,13 @@ def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, length_override=None)
 
 
 class RawWebSocket:
-    def __init__(self, port, path="/echo", timeout=5):
-        status, headers, self.sock, self.buffer = http_request(port, upgrade_request(path), timeout)
+    def __init__(self, port, path="/echo", timeout=5, extra=""):
+        """`extra`: more request header lines, each ending in CR LF."""
+        status, headers, self.sock, self.buffer = http_request(
+            port, upgrade_request(path, extra=extra), timeout)
         assert status == 101, status
         self.headers = headers
+        self.last_rsv = 0
 
     def send(self, data):
         self.sock.sendall(data)
@@ -79,8 +82,10 @@ class RawWebSocket:
         return data
 
     def read_frame(self):
-        """Returns (fin, opcode, payload) of one server frame."""
+        """Returns (fin, opcode, payload) of one server frame; its RSV bits
+        are left in `last_rsv`."""
         first, second = self._read(2)
+        self.last_rsv = (first >> 4) & 0x7
         assert second & 0x80 == 0, "server frames must not be masked"
         n = second & 0x7F
         if n == 126:

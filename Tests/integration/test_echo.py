@@ -77,8 +77,8 @@ def test_close_handler_closes_with_code_and_reason(httpd):
 def test_ping_gets_pong(httpd):
     async def go():
         async with connect(httpd.url("/echo")) as ws:
-            latency = await (await ws.ping(b"abc"))
-            return latency
+            pong = await ws.ping(b"abc")
+            return await asyncio.wait_for(pong, timeout=5)  # TimeoutError if no pong
     assert run(go()) >= 0
 
 

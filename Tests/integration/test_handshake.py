@@ -2,7 +2,6 @@
 not. Raw sockets, because client libraries refuse to send bad requests."""
 
 import base64
-import hashlib
 
 import pytest
 
