@@ -43,8 +43,12 @@ $(ENGINE): $(SWIFT_SOURCES) | deps
 	cp $(SWIFT_BUILD)/libSwiftWebSocket.so $(ENGINE).new && mv $(ENGINE).new $(ENGINE)
 	rm -rf $(SDK)/Modules/SwiftWebSocket.swiftmodule
 	cp $(SWIFT_BUILD)/Modules/SwiftWebSocket.swiftmodule $(SWIFT_BUILD)/Modules/SwiftWebSocket.swiftdoc $(SDK)/Modules/
-	# Handlers importing the engine also load the zlib module it imports.
-	rm -rf $(SDK)/Modules/CZlib && cp -r Sources/CZlib $(SDK)/Modules/CZlib
+	# Handlers importing the engine also load the modules it imports: zlib,
+	# and swift-log, whose Logger it re-exports (its code is in the engine
+	# library).
+	rm -rf $(SDK)/Modules/CZlib $(SDK)/Modules/Logging.swiftmodule
+	cp -r Sources/CZlib $(SDK)/Modules/CZlib
+	cp $(SWIFT_BUILD)/Modules/Logging.swiftmodule $(SDK)/Modules/
 	printf '%s' "$(ABI)" > $(SDK)/abi
 
 # Built with the compiler flags apxs reports, directly rather than through
@@ -55,7 +59,7 @@ $(MODULE): $(SHIM_SOURCES) $(ENGINE)
 	  $(shell $(APXS) -q CFLAGS) -I$(shell $(APXS) -q INCLUDEDIR) \
 	  $(shell apr-1-config --cppflags --includes) $(shell apu-1-config --includes) \
 	  -ICShim -ICShim/include -DSWIFTWS_ENGINE_ABI='"$(ABI)"' \
-	  CShim/mod_swiftwebsocket.c CShim/handler_registry.c \
+	  CShim/mod_swiftwebsocket.c CShim/configuration.c CShim/connection_io.c CShim/handler_registry.c \
 	  -o $@ -L$(SDK)/lib -lSwiftWebSocket -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
 
 examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build

@@ -14,17 +14,24 @@ let package = Package(
             targets: ["SwiftWebSocket", "SwiftWebSocketBridge"]
         ),
     ],
+    dependencies: [
+        // Handlers log through swift-log's Logger; the bridge backs it with
+        // Apache's error log.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+    ],
     targets: [
         // The C ABI between the shim and Swift: one header, no httpd includes.
         .systemLibrary(name: "CSwiftWebSocketABI", path: "CShim/include"),
         // The system zlib, for permessage-deflate.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // eventfd(2), for waking a connection's thread.
+        .systemLibrary(name: "CEventFD", path: "Sources/CEventFD"),
         // Sans-I/O engine and the public handler API: pure Swift over zlib.
-        .target(name: "SwiftWebSocket", dependencies: ["CZlib"]),
+        .target(name: "SwiftWebSocket", dependencies: ["CZlib", .product(name: "Logging", package: "swift-log")]),
         // @_cdecl entry points: handler registry, connection drivers.
         .target(
             name: "SwiftWebSocketBridge",
-            dependencies: ["SwiftWebSocket", "CSwiftWebSocketABI"],
+            dependencies: ["SwiftWebSocket", "CSwiftWebSocketABI", "CEventFD"],
             // The product's soname, so the module and every handler name the
             // one loaded copy however they found it.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libSwiftWebSocket.so"])]

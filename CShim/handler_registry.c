@@ -2,6 +2,7 @@
 
 #include "http_log.h"
 #include "apr_file_info.h"
+#include "apr_file_io.h"
 #include "apr_strings.h"
 
 #include <dlfcn.h>
@@ -16,6 +17,8 @@
 APLOG_USE_MODULE(swiftwebsocket);
 
 #define HANDLER_SUFFIX "_wsh.so"
+/* Deep enough for any real tree; stops a symlink loop inside the root. */
+#define MAX_SCAN_DEPTH 16
 
 const char *swiftws_canonical_directory(apr_pool_t *p, const char *path, const char **canonical)
 {
@@ -34,7 +37,7 @@ const char *swiftws_canonical_directory(apr_pool_t *p, const char *path, const c
     return NULL;
 }
 
-static int is_inside(const char *root, const char *path)
+int swiftws_path_is_inside(const char *root, const char *path)
 {
     size_t n = strlen(root);
     return strncmp(root, path, n) == 0 && path[n] == '/';
@@ -46,15 +49,89 @@ static int has_handler_suffix(const char *name)
     return n > m && strcmp(name + n - m, HANDLER_SUFFIX) == 0;
 }
 
+/* ---- Loading, and reloading on a graceful restart ----
+ *
+ * Handlers are never unloaded (RTLD_NODELETE): the Swift runtime keeps
+ * pointers into their type metadata for the life of the process. The
+ * parent keeps, in its process pool (which outlives this module between
+ * restarts), what it loaded from each path. An unchanged file is reused; a
+ * changed one must be loaded under a new name, because dlopen answers a
+ * name it has seen with the object already loaded: it is copied to a
+ * private temporary file, loaded from there, and the copy removed. */
+
+#define LOADED_KEY "swiftwebsocket:loaded-handlers"
+
+typedef struct {
+    apr_ino_t inode;
+    apr_dev_t device;
+    apr_time_t mtime;
+    apr_off_t size;
+    void *handler_type;   /* NULL: loaded, but refused for `refusal` */
+    const char *refusal;
+} loaded_handler;
+
+static apr_hash_t *loaded_handlers(server_rec *s)
+{
+    apr_pool_t *process_pool = s->process->pool;
+    void *table = NULL;
+    apr_pool_userdata_get(&table, LOADED_KEY, process_pool);
+    if (!table) {
+        table = apr_hash_make(process_pool);
+        apr_pool_userdata_set(table, LOADED_KEY, NULL, process_pool);
+    }
+    return table;
+}
+
+/* Copies `path` to a new private file and returns its name, or NULL with
+ * *why set. */
+static const char *private_copy(apr_pool_t *p, const char *path, const char **why)
+{
+    const char *temp_dir = NULL;
+    char *name = NULL;
+    apr_file_t *from = NULL, *to = NULL;
+    apr_status_t rv = apr_temp_dir_get(&temp_dir, p);
+    char buffer[64 * 1024];
+    if (rv == APR_SUCCESS) {
+        name = apr_pstrcat(p, temp_dir, "/swiftwebsocket-handler-XXXXXX", NULL);
+        rv = apr_file_mktemp(&to, name, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_open(&from, path, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, p);
+    }
+    while (rv == APR_SUCCESS) {
+        apr_size_t n = sizeof(buffer);
+        rv = apr_file_read(from, buffer, &n);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_write_full(to, buffer, n, NULL);
+        }
+    }
+    if (from) {
+        apr_file_close(from);
+    }
+    if (to) {
+        apr_file_close(to);
+    }
+    if (rv != APR_EOF) {
+        char message[120];
+        if (to) {
+            apr_file_remove(name, p);
+        }
+        *why = apr_psprintf(p, "cannot copy it to reload it: %s", apr_strerror(rv, message, sizeof(message)));
+        return NULL;
+    }
+    return name;
+}
+
 /* Loads one shared object and returns its handler type, or NULL with
- * *why set. Handlers are never unloaded (RTLD_NODELETE): the Swift runtime
- * keeps pointers into their type metadata for the life of the process. */
-static void *load_handler(apr_pool_t *p, const char *path, const char **why)
+ * *why set. *mapped says whether the object is now in the process (it may
+ * be, and still be refused). */
+static void *open_handler(apr_pool_t *p, const char *path, const char **why, int *mapped)
 {
     void *dso = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     swiftws_handler_abi_fn abi;
     swiftws_handler_type_fn type;
     const char *handler_abi;
+    *mapped = dso != NULL;
     if (!dso) {
         *why = apr_pstrdup(p, dlerror());
         return NULL;
@@ -74,10 +151,53 @@ static void *load_handler(apr_pool_t *p, const char *path, const char **why)
     return type();
 }
 
-/* Deep enough for any real tree; stops a symlink loop inside the root. */
-#define MAX_SCAN_DEPTH 16
+static void *load_handler(apr_pool_t *p, server_rec *s, const char *resolved, const char **why)
+{
+    apr_hash_t *loaded = loaded_handlers(s);
+    loaded_handler *previous = apr_hash_get(loaded, resolved, APR_HASH_KEY_STRING);
+    loaded_handler *current;
+    apr_finfo_t finfo;
+    const char *load_from = resolved;
+    int mapped = 0;
+    apr_status_t rv = apr_stat(&finfo, resolved, APR_FINFO_IDENT | APR_FINFO_MTIME | APR_FINFO_SIZE, p);
+    if (rv != APR_SUCCESS) {
+        *why = "cannot stat it";
+        return NULL;
+    }
+    if (previous && previous->inode == finfo.inode && previous->device == finfo.device
+        && previous->mtime == finfo.mtime && previous->size == finfo.size) {
+        *why = previous->refusal;
+        return previous->handler_type;
+    }
+    if (previous) {
+        load_from = private_copy(p, resolved, why);
+        if (!load_from) {
+            return NULL;
+        }
+    }
+    current = apr_pcalloc(s->process->pool, sizeof(*current));
+    current->handler_type = open_handler(p, load_from, why, &mapped);
+    if (load_from != resolved) {
+        apr_file_remove(load_from, p);
+    }
+    if (!mapped) {
+        return NULL;  /* nothing took the name: the next try may use it */
+    }
+    current->inode = finfo.inode;
+    current->device = finfo.device;
+    current->mtime = finfo.mtime;
+    current->size = finfo.size;
+    current->refusal = current->handler_type ? NULL : apr_pstrdup(s->process->pool, *why);
+    apr_hash_set(loaded, apr_pstrdup(s->process->pool, resolved), APR_HASH_KEY_STRING, current);
+    if (previous && current->handler_type) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "reloaded changed WebSocket handler %s", resolved);
+    }
+    return current->handler_type;
+}
 
-static void scan(apr_pool_t *p, server_rec *s, const char *root, const char *dir,
+/* ---- Scanning ---- */
+
+static void scan(apr_pool_t *p, server_rec *s, const swiftws_handler_source *source, const char *dir,
                  int depth, apr_hash_t *handlers)
 {
     apr_dir_t *handle;
@@ -100,9 +220,14 @@ static void scan(apr_pool_t *p, server_rec *s, const char *root, const char *dir
             continue;
         }
         path = apr_pstrcat(p, dir, "/", entry.name, NULL);
-        if (!realpath(path, resolved) || !is_inside(root, resolved)) {
+        if (!realpath(path, resolved)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, "ignoring %s: cannot resolve it", path);
+            continue;
+        }
+        if (!swiftws_path_is_inside(source->root, resolved) && !source->allow_outside_root) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         "ignoring %s: it resolves outside the handler root %s", path, root);
+                         "ignoring %s: it resolves outside the handler root %s "
+                         "(see SwiftWebSocketAllowHandlersOutsideRoot)", path, source->root);
             continue;
         }
         if (entry.filetype == APR_LNK) {
@@ -112,14 +237,15 @@ static void scan(apr_pool_t *p, server_rec *s, const char *root, const char *dir
             }
         }
         if (entry.filetype == APR_DIR) {
-            scan(p, s, root, path, depth + 1, handlers);
+            scan(p, s, source, path, depth + 1, handlers);
         }
         else if (has_handler_suffix(entry.name)) {
             const char *why = NULL;
             swiftws_handler_entry *handler = apr_pcalloc(p, sizeof(*handler));
-            handler->resource = apr_pstrndup(p, path + strlen(root),
-                                             strlen(path) - strlen(root) - strlen(HANDLER_SUFFIX));
-            handler->handler_type = load_handler(p, resolved, &why);
+            /* Named by where it sits under the root, not where it leads. */
+            handler->resource = apr_pstrndup(p, path + strlen(source->root),
+                                             strlen(path) - strlen(source->root) - strlen(HANDLER_SUFFIX));
+            handler->handler_type = load_handler(p, s, resolved, &why);
             if (!handler->handler_type) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "cannot load WebSocket handler %s: %s",
                              path, why);
@@ -133,9 +259,52 @@ static void scan(apr_pool_t *p, server_rec *s, const char *root, const char *dir
     apr_dir_close(handle);
 }
 
-apr_hash_t *swiftws_load_handlers(apr_pool_t *p, server_rec *s, const char *root)
+/* ---- The alias map (pywebsocket's --websock-handlers-map-file) ---- */
+
+static const char *apply_map(apr_pool_t *p, server_rec *s, const char *map_file, apr_hash_t *handlers)
 {
-    apr_hash_t *handlers = apr_hash_make(p);
-    scan(p, s, root, root, 0, handlers);
-    return handlers;
+    ap_configfile_t *file;
+    char line[MAX_STRING_LEN];
+    apr_status_t rv = ap_pcfg_openfile(&file, p, map_file);
+    if (rv != APR_SUCCESS) {
+        char message[120];
+        return apr_psprintf(p, "SwiftWebSocketHandlerMap %s: %s", map_file,
+                            apr_strerror(rv, message, sizeof(message)));
+    }
+    while (ap_cfg_getline(line, sizeof(line), file) == APR_SUCCESS) {
+        const char *rest = line;
+        const char *alias = ap_getword_conf(p, &rest);
+        const char *existing = ap_getword_conf(p, &rest);
+        const swiftws_handler_entry *target;
+        swiftws_handler_entry *entry;
+        if (alias[0] == '\0' || alias[0] == '#') {
+            continue;
+        }
+        if (alias[0] != '/' || existing[0] != '/' || *ap_getword_conf(p, &rest) != '\0') {
+            const char *why = apr_psprintf(p, "SwiftWebSocketHandlerMap %s line %d: expected "
+                                           "\"/alias-path /existing-path\"", map_file, file->line_number);
+            ap_cfg_closefile(file);
+            return why;
+        }
+        target = apr_hash_get(handlers, existing, APR_HASH_KEY_STRING);
+        if (!target) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "SwiftWebSocketHandlerMap %s line %d: no handler "
+                         "serves %s; %s is not mapped", map_file, file->line_number, existing, alias);
+            continue;
+        }
+        entry = apr_pmemdup(p, target, sizeof(*entry));
+        entry->resource = alias;
+        apr_hash_set(handlers, alias, APR_HASH_KEY_STRING, entry);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "WebSocket resource %s is served as %s", alias, existing);
+    }
+    ap_cfg_closefile(file);
+    return NULL;
+}
+
+const char *swiftws_load_handlers(apr_pool_t *p, server_rec *s, const swiftws_handler_source *source,
+                                  apr_hash_t **handlers)
+{
+    *handlers = apr_hash_make(p);
+    scan(p, s, source, source->scan_directory ? source->scan_directory : source->root, 0, *handlers);
+    return source->map_file ? apply_map(p, s, source->map_file, *handlers) : NULL;
 }

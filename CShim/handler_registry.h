@@ -1,7 +1,9 @@
 /*
  * Finding and loading handlers: every <resource>_wsh.so under a handler
- * root, keyed by the resource path it serves. Only files whose canonical
- * path lies inside the root are loaded, so no request path, symlink or
+ * root (or the part of it SwiftWebSocketHandlerScan names), keyed by the
+ * resource path it serves, plus the aliases of SwiftWebSocketHandlerMap.
+ * Only files whose canonical path lies inside the root are loaded (unless
+ * SwiftWebSocketAllowHandlersOutsideRoot), so no request path, symlink or
  * encoding trick can reach code outside it: requests are only ever looked
  * up in the table built here.
  */
@@ -16,12 +18,25 @@ typedef struct {
     void *handler_type;     /* from the handler's swiftwebsocket_handler_type() */
 } swiftws_handler_entry;
 
+typedef struct {
+    const char *root;             /* canonical */
+    const char *scan_directory;   /* canonical, inside root */
+    const char *map_file;         /* NULL: none */
+    int allow_outside_root;
+} swiftws_handler_source;
+
 /* Resolves `path` to its canonical form and checks it is a readable,
  * searchable directory. Returns NULL, or a message saying what is wrong. */
 const char *swiftws_canonical_directory(apr_pool_t *p, const char *path, const char **canonical);
 
-/* Loads the handlers under `root` (canonical). Each failure is logged with
- * the file and the reason; the others still load. */
-apr_hash_t *swiftws_load_handlers(apr_pool_t *p, server_rec *s, const char *root);
+/* Whether canonical `path` lies strictly inside canonical `root`. */
+int swiftws_path_is_inside(const char *root, const char *path);
+
+/* Loads the handlers `source` names into *handlers. Each handler that
+ * cannot load is logged with the file and the reason, and the others still
+ * load. Returns NULL, or why the configuration is unusable (a malformed map
+ * file): httpd should not start. */
+const char *swiftws_load_handlers(apr_pool_t *p, server_rec *s, const swiftws_handler_source *source,
+                                  apr_hash_t **handlers);
 
 #endif

@@ -30,7 +30,14 @@ typedef struct swiftws_request {
     const char *remote_address;
     const char *user;            /* r->user, NULL when unauthenticated */
     int is_secure;               /* TLS (mod_ssl) in use */
+    const swiftws_header *tls_variables;  /* mod_ssl's SSL_* with a value */
+    size_t tls_variable_count;
     int64_t max_message_size;    /* SwiftWebSocketMaxMessageSize */
+    /* SwiftWebSocketPingInterval/PingTimeout/IdleTimeout in milliseconds,
+     * -1 where unset (the engine's default), 0 for off */
+    int64_t ping_interval_ms;
+    int64_t ping_timeout_ms;
+    int64_t idle_timeout_ms;
     /* permessage-deflate, from the SwiftWebSocketDeflate* directives; -1
      * where unset, for the engine's default */
     int deflate_enabled;         /* 0 or 1 */
@@ -41,21 +48,37 @@ typedef struct swiftws_request {
 } swiftws_request;
 
 /* Services the shim gives Swift. `io` is the shim's per-connection context,
- * handed to swiftws_session_open. */
-enum { SWIFTWS_READ_ERROR = -1, SWIFTWS_READ_TIMEOUT = -2 };
+ * handed to swiftws_session_open; only the thread running the handler may
+ * pass it. */
+enum { SWIFTWS_READ_ERROR = -1, SWIFTWS_READ_AGAIN = -2 };
+enum {
+    SWIFTWS_WAIT_ERROR = -1,
+    SWIFTWS_WAIT_TIMEOUT = 0,
+    SWIFTWS_WAIT_READABLE = 1,
+    SWIFTWS_WAIT_WOKEN = 2
+};
 
 typedef struct swiftws_host {
-    /* Blocks until at least one byte is read. Returns the count, 0 at the end
-     * of the stream, SWIFTWS_READ_TIMEOUT when httpd's Timeout expired, or
+    /* Reads without blocking. Returns the count, 0 at the end of the
+     * stream, SWIFTWS_READ_AGAIN when nothing has arrived, or
      * SWIFTWS_READ_ERROR (already logged). */
     long (*read)(void *io, void *buffer, size_t length);
+    /* Blocks until the client's socket is readable, `wake_fd` is, or
+     * `timeout_ms` passed (-1: no limit). On an HTTP/2 stream, which has no
+     * socket of its own, it reads instead, bounded by httpd's Timeout, and
+     * ignores `wake_fd`. Returns a SWIFTWS_WAIT_* value. */
+    int (*wait)(void *io, int wake_fd, long timeout_ms);
     /* Writes `first` then `second` (either may be empty) and flushes.
      * Returns 0, or -1 when the peer is gone (already logged). */
     int (*write)(void *io, const void *first, size_t first_length,
                  const void *second, size_t second_length);
     /* Logs to the error log against the request (with its log id); `level`
-     * is an APLOG_* value (3 error ... 7 debug). */
+     * is an APLOG_* value (2 crit ... 7 debug, 8 trace1). */
     void (*log)(void *io, int level, const char *message);
+    /* The level the error log keeps for this request and module. */
+    int (*log_level)(void *io);
+    /* Logs against the server, from any thread. */
+    void (*log_server)(int level, const char *message);
     /* Adds a header to the 101 response (or to a rejection). */
     void (*add_response_header)(void *io, const char *name, const char *value);
 } swiftws_host;
@@ -65,6 +88,9 @@ typedef struct swiftws_host {
 /* Called in every post_config: httpd reloads the module between
  * configuration passes, so the function addresses change. */
 void swiftws_bridge_init(const swiftws_host *host);
+
+/* From the child_stopping hook: every open connection closes with 1001. */
+void swiftws_bridge_child_stopping(void);
 
 /* Creates the handler instance and runs its extra handshake. Returns the
  * session, or NULL when the handler rejected the request: *status is then

@@ -1,24 +1,40 @@
-/// What a `WebSocket` needs from its host: the byte stream and a log. In
-/// httpd the bridge implements it over the connection's filter chain (so
-/// mod_ssl and bytes the core already buffered are honoured) and the error
-/// log; tests use an in-memory one.
-package protocol ConnectionIO: AnyObject {
-    /// Blocks until at least one byte is read. Returns the count, or 0 at the
-    /// end of the stream.
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int
+/// What a `WebSocket` needs from its host: the byte stream, a way to wait
+/// for it, and a log. In httpd the bridge implements it over the
+/// connection's filter chain (so mod_ssl and bytes the core already
+/// buffered are honoured) and the error log; tests use an in-memory one.
+package protocol ConnectionIO: AnyObject, Sendable {
+    /// Reads what has arrived, without waiting: the count (at least one
+    /// byte), 0 at the end of the stream, or nil when nothing is there yet.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int?
+    /// Waits until input may have arrived, `wake()` was called, or
+    /// `timeout` passed (nil: no limit). A host that cannot wait for two
+    /// things at once (an HTTP/2 stream) waits for input alone, bounded by
+    /// its own timeout, and reports `.timedOut` when that expires.
+    func wait(timeout: Duration?) throws(WebSocketError) -> WaitOutcome
+    /// Ends a `wait` in progress, or the next one. Any thread, any time,
+    /// also after the connection ended.
+    func wake()
     /// Writes `first` then `second` and flushes.
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(WebSocketError)
+    /// Any thread; lines from other threads than the owner's may lose the
+    /// request's log id.
     func log(_ level: LogLevel, _ message: String)
-    /// Throws unless the calling thread may use the connection now; checked
-    /// before any state is touched, so a misused `WebSocket` stays intact.
+    /// The most detailed level the error log keeps for this connection.
+    var logLevel: LogLevel { get }
+    /// Whether the server is stopping (or restarting) this process: open
+    /// connections close with 1001. A stop also wakes every `wait`.
+    var isStopping: Bool { get }
+    /// Throws `.wrongThread` unless the calling thread owns the connection,
+    /// `.closed` once its request ended; checked before any state is
+    /// touched, so a misused `WebSocket` stays intact.
     func checkAccess() throws(WebSocketError)
 }
 
-extension ConnectionIO {
-    package func checkAccess() throws(WebSocketError) {}
+package enum WaitOutcome: Sendable {
+    case readable, woken, timedOut
 }
 
 /// Apache's levels (APLOG_*), so the shim passes them through unchanged.
 package enum LogLevel: Int32, Sendable {
-    case error = 3, warning = 4, notice = 5, info = 6, debug = 7
+    case critical = 2, error = 3, warning = 4, notice = 5, info = 6, debug = 7, trace = 8
 }

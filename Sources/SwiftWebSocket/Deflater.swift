@@ -27,10 +27,11 @@ final class Deflater {
         stream.deallocate()
     }
 
-    /// Replaces `output` with the compressed form of `input`, without the
-    /// final 0x00 0x00 0xFF 0xFF the flush leaves (RFC 7692 7.2.1). False if
-    /// zlib failed.
-    func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8]) -> Bool {
+    /// Replaces `output` with the compressed form of `input`. At the end of
+    /// a message the final 0x00 0x00 0xFF 0xFF the flush leaves is removed
+    /// (RFC 7692 7.2.1); a fragment before the end keeps it, as it is part
+    /// of the message's compressed bytes. False if zlib failed.
+    func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], endOfMessage: Bool = true) -> Bool {
         output.removeAll(keepingCapacity: true)
         stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
         stream.pointee.avail_in = uInt(input.count)
@@ -56,7 +57,7 @@ final class Deflater {
             if stream.pointee.avail_in == 0 && unused > 0 { break }
         }
         guard output.suffix(4).elementsEqual(Self.syncFlushTail) else { return false }
-        output.removeLast(4)
+        if endOfMessage { output.removeLast(4) }
         return true
     }
 }

@@ -6,8 +6,13 @@ public struct Limits: Sendable, Equatable {
     /// header announces it, before its payload is read. The default admits
     /// Autobahn's 16 MiB cases; lower it where messages are small.
     public var maxMessageSize: Int = 16 * 1024 * 1024
+    /// Most bytes other threads may have queued for this connection (see
+    /// `WebSocket.send`) before it counts as too slow and is closed with
+    /// 1008; senders never wait for a slow peer.
+    public var maxQueuedBytes: Int = 16 * 1024 * 1024
 
-    public init(maxMessageSize: Int = 16 * 1024 * 1024) {
+    public init(maxMessageSize: Int = 16 * 1024 * 1024, maxQueuedBytes: Int = 16 * 1024 * 1024) {
         self.maxMessageSize = maxMessageSize
+        self.maxQueuedBytes = maxQueuedBytes
     }
 }

@@ -16,6 +16,10 @@ public struct ServerProtocol {
         case open
         /// We sent a close frame and wait for the peer's.
         case closeSent
+        /// The peer's close frame arrived and ours is owed: answer with
+        /// `close(code:reason:)`. Only an unfinished fragmented message may
+        /// still be completed (RFC 6455 5.5.1).
+        case closeReceived
         /// Close handshake complete or connection failed: flush
         /// `pendingOutput`, then close the TCP connection.
         case closed
@@ -27,8 +31,10 @@ public struct ServerProtocol {
         case ping([UInt8])
         case pong([UInt8])
         /// The peer's close frame arrived. `code` is nil when it carried none.
-        /// Once this event is taken, the reply (if we had not sent a close
-        /// yet) is in `pendingOutput` and the state is `.closed`.
+        /// Once this event is taken the state is `.closed` if we had sent a
+        /// close already, else `.closeReceived`: the driver chooses the
+        /// reply's code (the peer's, or the handler's pick) and calls
+        /// `close(code:reason:)`.
         case close(code: CloseCode?, reason: String)
         /// The peer broke the protocol. Once this event is taken, a close
         /// frame with the matching code is in `pendingOutput`, the state is
@@ -67,8 +73,11 @@ public struct ServerProtocol {
     /// Created on the first compressed send; dropped after each one with
     /// server_no_context_takeover, so idle connections hold no zlib memory.
     private var deflater: Deflater?
-    /// The compressed payload of the message last framed by
-    /// `prepareMessage`, to be written after its header.
+    /// Whether the data message being sent in fragments is compressed, or
+    /// nil when none is in progress.
+    private var outgoingFragmentsCompressed: Bool?
+    /// The compressed payload of the frame last prepared by
+    /// `prepareMessage` or `prepareFragment`, to be written after its header.
     public private(set) var compressedPayload: [UInt8] = []
     private var controlBuffer: [UInt8] = []
     private var utf8 = UTF8Validator()
@@ -119,10 +128,8 @@ public struct ServerProtocol {
             nextEventIndex = 0
         }
         switch event {
-        case .close(let code, _):
-            // Echo the peer's code, as RFC 6455 5.5.1 suggests.
-            if state == .open { queueClose(code: code, reason: "") }
-            state = .closed
+        case .close:
+            state = state == .open ? .closeReceived : .closed
         case .failed(let violation):
             if state == .open { queueClose(code: violation.closeCode, reason: "") }
             state = .closed
@@ -349,14 +356,23 @@ public struct ServerProtocol {
 
     // MARK: Output
 
-    /// Queues a close frame and waits for the peer's. False if a close was
-    /// already sent or the connection is closed. A reason longer than fits in
-    /// a control frame (123 bytes) is cut between scalars.
+    /// Queues a close frame: in `.open` it starts the closing handshake
+    /// (then wait for the peer's close), in `.closeReceived` it answers the
+    /// peer's and ends the connection. A nil code sends an empty close
+    /// frame. False if a close was already sent or the connection is closed.
+    /// A reason longer than fits in a control frame (123 bytes) is cut
+    /// between scalars.
     @discardableResult
-    public mutating func close(code: CloseCode = .normalClosure, reason: String = "") -> Bool {
-        guard state == .open else { return false }
-        queueClose(code: code, reason: reason)
-        state = .closeSent
+    public mutating func close(code: CloseCode? = .normalClosure, reason: String = "") -> Bool {
+        switch state {
+        case .open:
+            state = .closeSent
+        case .closeReceived:
+            state = .closed
+        case .closeSent, .closed:
+            return false
+        }
+        queueClose(code: code, reason: code == nil ? "" : reason)
         return true
     }
 
@@ -374,35 +390,72 @@ public struct ServerProtocol {
         return EncodedFrameHeader(fin: fin, opcode: opcode, payloadLength: payloadLength)
     }
 
-    /// A whole message framed for sending: write `header`, then
-    /// `compressedPayload` if `isCompressed`, else the payload as given.
+    /// A frame ready to send: write `header`, then `compressedPayload` if
+    /// `isCompressed`, else the payload as given.
     public struct OutgoingFrame {
         public var header: EncodedFrameHeader
         public var isCompressed: Bool
     }
 
+    /// Whether a message sent with `prepareFragment` is still unfinished.
+    public var isSendingFragments: Bool { outgoingFragmentsCompressed != nil }
+
     /// Frames one whole message, compressing it when permessage-deflate was
     /// agreed and it is at least `minimumSize` bytes. Nil once a close was
-    /// sent. A message zlib cannot compress goes out uncompressed.
+    /// sent or received, or while a fragmented message is unfinished. A
+    /// message zlib cannot compress goes out uncompressed.
     public mutating func prepareMessage(opcode: Opcode, payload: UnsafeRawBufferPointer) -> OutgoingFrame? {
-        guard state == .open else { return nil }
-        if compressedPayload.capacity > Self.retainedBufferCapacity { compressedPayload = [] }
-        if let compression, payload.count >= compression.minimumSize {
-            if deflater == nil {
-                deflater = Deflater(windowBits: compression.serverWindowBits,
-                                    memoryLevel: compression.memoryLevel, level: compression.compressionLevel)
-            }
-            if let deflater, deflater.compress(payload, into: &compressedPayload) {
-                if compression.serverNoContextTakeover { self.deflater = nil }
-                let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
-                                                payloadLength: compressedPayload.count)
-                return OutgoingFrame(header: header, isCompressed: true)
-            }
-            // A failed stream may be mid-message: start the next one afresh.
-            self.deflater = nil
+        guard state == .open, !isSendingFragments else { return nil }
+        if let compression, payload.count >= compression.minimumSize,
+           compress(payload, endOfMessage: true) {
+            let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
+                                            payloadLength: compressedPayload.count)
+            return OutgoingFrame(header: header, isCompressed: true)
         }
         return OutgoingFrame(header: EncodedFrameHeader(fin: true, opcode: opcode, payloadLength: payload.count),
                              isCompressed: false)
+    }
+
+    /// Frames the next fragment of a message sent as it is produced: the
+    /// first call starts it with `opcode`, later ones continue it (their
+    /// `opcode` is not used), the one with `isFinal` ends it. With
+    /// permessage-deflate every fragment is compressed, whatever its size,
+    /// and the message's compressed bytes are the fragments' concatenation
+    /// (RFC 7692 6.1). Nil once a close was sent, or received unless this
+    /// continues a message already begun.
+    public mutating func prepareFragment(opcode: Opcode, payload: UnsafeRawBufferPointer, isFinal: Bool) -> OutgoingFrame? {
+        let isFirst = !isSendingFragments
+        guard state == .open || (state == .closeReceived && !isFirst) else { return nil }
+        var compressed = outgoingFragmentsCompressed ?? (compression != nil)
+        if compressed && !compress(payload, endOfMessage: isFinal) {
+            // A deflate stream cannot be abandoned mid-message; the only way
+            // on is to fail the connection. Before the first fragment, send
+            // this message plain instead.
+            guard isFirst else { return nil }
+            compressed = false
+        }
+        outgoingFragmentsCompressed = isFinal ? nil : compressed
+        let header = EncodedFrameHeader(fin: isFinal, reservedBits: isFirst && compressed ? FrameHeader.rsv1 : 0,
+                                        opcode: isFirst ? opcode : .continuation,
+                                        payloadLength: compressed ? compressedPayload.count : payload.count)
+        return OutgoingFrame(header: header, isCompressed: compressed)
+    }
+
+    /// Deflates `payload` into `compressedPayload`. False if zlib failed;
+    /// the stream is then dropped so the next message starts afresh.
+    private mutating func compress(_ payload: UnsafeRawBufferPointer, endOfMessage: Bool) -> Bool {
+        guard let compression else { return false }
+        if compressedPayload.capacity > Self.retainedBufferCapacity { compressedPayload = [] }
+        if deflater == nil {
+            deflater = Deflater(windowBits: compression.serverWindowBits,
+                                memoryLevel: compression.memoryLevel, level: compression.compressionLevel)
+        }
+        guard let deflater, deflater.compress(payload, into: &compressedPayload, endOfMessage: endOfMessage) else {
+            self.deflater = nil
+            return false
+        }
+        if endOfMessage && compression.serverNoContextTakeover { self.deflater = nil }
+        return true
     }
 
     private mutating func queueClose(code: CloseCode?, reason: String) {

@@ -11,15 +11,24 @@ public struct UpgradeRequest: Sendable {
     public var user: String?
     /// Whether the connection uses TLS.
     public var isSecure: Bool
+    /// mod_ssl's variables for this connection (`SSL_PROTOCOL`,
+    /// `SSL_CIPHER`, `SSL_CLIENT_S_DN`, `SSL_CLIENT_VERIFY`, ...; see
+    /// README), those that have a value; empty without TLS.
+    public var tlsVariables: [String: String]
+    /// Logs to Apache's error log against this request.
+    public var logger: Logger
 
     public init(resource: String, query: String? = nil, headers: [(name: String, value: String)] = [],
-                remoteAddress: String = "", user: String? = nil, isSecure: Bool = false) {
+                remoteAddress: String = "", user: String? = nil, isSecure: Bool = false,
+                tlsVariables: [String: String] = [:], logger: Logger? = nil) {
         self.resource = resource
         self.query = query
         self.headers = headers
         self.remoteAddress = remoteAddress
         self.user = user
         self.isSecure = isSecure
+        self.tlsVariables = tlsVariables
+        self.logger = logger ?? .discarding
     }
 
     /// The first value of a header, matched case-insensitively.
@@ -30,6 +39,28 @@ public struct UpgradeRequest: Sendable {
 
     /// The `Origin` header, if sent (browsers always send it).
     public var origin: String? { header("Origin") }
+
+    /// The cookies the client sent (`Cookie` headers), in order, values as
+    /// sent (not %-decoded). Pairs without `=` are skipped.
+    public var cookies: [(name: String, value: String)] {
+        headers.filter { $0.name.lowercased() == "cookie" }
+            .flatMap { $0.value.split(separator: ";") }
+            .compactMap { pair in
+                guard let equals = pair.firstIndex(of: "=") else { return nil }
+                let name = pair[..<equals].trimmingWhitespace()
+                guard !name.isEmpty else { return nil }
+                var value = pair[pair.index(after: equals)...].trimmingWhitespace()
+                if value.count >= 2, value.first == "\"", value.last == "\"" {
+                    value = value.dropFirst().dropLast()
+                }
+                return (String(name), String(value))
+            }
+    }
+
+    /// The value of the first cookie named `name`, if sent.
+    public func cookie(_ name: String) -> String? {
+        cookies.first { $0.name == name }?.value
+    }
 
     /// The extensions the client offered (`Sec-WebSocket-Extensions`), in
     /// its order of preference; empty if none or malformed.

@@ -1,9 +1,14 @@
-/// One accepted WebSocket connection, driven from the handler's thread:
-/// `receive()` blocks until a message arrives, `send` writes and flushes.
-/// Pings are answered and close frames handled inside `receive()`.
+/// One accepted WebSocket connection. The thread running the handler's
+/// `transferData` owns it: `receive()` waits there for the next message,
+/// answering pings, pinging a quiet peer and delivering what other threads
+/// sent meanwhile.
 ///
-/// Use it only from the thread running `transferData`.
-public final class WebSocket {
+/// Threads: `send(text:)`, `send(binary:)`, `send(_:)`, `close(code:reason:)`
+/// and `isOpen` may be used from any thread (a chat handler sends to every
+/// member of its room); from another thread a send is queued and the owner
+/// writes it (httpd's filters are not thread-safe). Everything else belongs
+/// to the owner and throws `WebSocketError.wrongThread` elsewhere.
+public final class WebSocket: @unchecked Sendable {
     /// The upgrade request this connection was accepted from.
     public let request: UpgradeRequest
     /// The subprotocol agreed in the handshake, if any.
@@ -12,63 +17,194 @@ public final class WebSocket {
     /// sent none).
     public private(set) var peerCloseCode: CloseCode?
     public private(set) var peerCloseReason = ""
+    /// Called inside `receive()` with the payload of each pong that answers
+    /// a `ping(_:)` (or arrives unasked); keepalive pongs are not reported.
+    public var onPong: (([UInt8]) -> Void)?
 
-    private var engine: ServerProtocol
-    private let io: any ConnectionIO
-    private let readBuffer: UnsafeMutableRawBufferPointer
-    /// Set when the stream ended or failed: no more reads or writes.
-    private var transportClosed = false
-
-    /// Reads of at most one TLS record: larger buffers only cost memory.
-    static let readBufferSize = 16 * 1024
+    /// Logs to Apache's error log against this connection's request.
+    public var logger: Logger { request.logger }
 
     /// permessage-deflate as agreed in the handshake, or nil.
     public var compression: PerMessageDeflate? { engine.compression }
 
-    package init(request: UpgradeRequest, subprotocol: String?, limits: Limits,
+    /// Whether messages can still be sent. Any thread.
+    public var isOpen: Bool { outbox.isOpen }
+
+    private var engine: ServerProtocol
+    private let io: any ConnectionIO
+    private let outbox: Outbox
+    private let keepalive: Keepalive
+    private let readBuffer: UnsafeMutableRawBufferPointer
+    /// Set when the stream ended or failed: no more reads or writes.
+    private var transportClosed = false
+    /// The type of the message being sent in fragments, if any.
+    private var fragmentedOpcode: Opcode?
+
+    private let clock = ContinuousClock()
+    /// When bytes last arrived, for the keepalive ping.
+    private var lastHeard: ContinuousClock.Instant
+    /// When a message last went either way, for the idle timeout.
+    private var lastMessage: ContinuousClock.Instant
+    /// The keepalive ping awaiting any sign of life, if one was sent.
+    private var keepalivePingSentAt: ContinuousClock.Instant?
+    /// When we started the closing handshake, bounding the wait for the
+    /// peer's close.
+    private var closeSentAt: ContinuousClock.Instant?
+
+    /// Reads of at most one TLS record: larger buffers only cost memory.
+    static let readBufferSize = 16 * 1024
+    /// Keepalive pings carry this, so their pongs are told from the
+    /// handler's.
+    static let keepalivePayload = Array("swiftwebsocket-keepalive".utf8)
+
+    package init(request: UpgradeRequest, subprotocol: String?, limits: Limits, keepalive: Keepalive = Keepalive(),
                  compression: PerMessageDeflate? = nil, io: any ConnectionIO) {
         self.request = request
         self.subprotocol = subprotocol
         self.engine = ServerProtocol(limits: limits, compression: compression)
         self.io = io
+        self.outbox = Outbox(limit: limits.maxQueuedBytes)
+        self.keepalive = keepalive
         self.readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
+        self.lastHeard = clock.now
+        self.lastMessage = clock.now
     }
 
     deinit {
         readBuffer.deallocate()
     }
 
-    /// Whether messages can still be sent.
-    public var isOpen: Bool { engine.state == .open && !transportClosed }
+    // MARK: Receiving (owner)
 
-    /// The next message, or nil once the connection is closed: by a close
-    /// frame from the peer, a protocol violation, the stream ending, or no
-    /// data within httpd's `Timeout` (then it closes with 1001).
+    /// The next message, or nil once the connection is closing or closed:
+    /// by a close frame from the peer (`peerCloseCode` says which; the reply
+    /// goes out when `transferData` returns, or at once with
+    /// `close(code:reason:)`), a protocol violation, the stream ending, a
+    /// peer that stopped answering pings, or the idle timeout.
     public func receive() throws -> Message? {
         try io.checkAccess()
         while true {
             while let event = engine.nextEvent() {
-                switch event {
-                case .message(let message):
-                    return message
-                case .ping, .pong:
-                    try flushPendingOutput()
-                case .close(let code, let reason):
-                    peerCloseCode = code
-                    peerCloseReason = reason
-                    try flushPendingOutput()
-                    return nil
-                case .failed(let violation):
-                    io.log(.info, "closing with \(violation.closeCode): \(violation)")
-                    try? flushPendingOutput()
-                    return nil
-                }
+                if let message = try handle(event) { return message }
             }
-            if engine.state == .closed || transportClosed { return nil }
-            guard try readMore() else { return nil }
+            // After our close, keep reading to reach the peer's.
+            guard engine.state == .open || engine.state == .closeSent, !transportClosed else { return nil }
+            if engine.state == .open { try deliverQueued() }
+            try readOrWait()
         }
     }
 
+    /// Acts on one engine event; returns it if it is a message.
+    private func handle(_ event: ServerProtocol.Event) throws -> Message? {
+        switch event {
+        case .message(let message):
+            lastMessage = clock.now
+            return message
+        case .ping:
+            try flushPendingOutput()
+        case .pong(let payload):
+            if payload != Self.keepalivePayload { onPong?(payload) }
+        case .close(let code, let reason):
+            peerCloseCode = code
+            peerCloseReason = reason
+            outbox.close()
+        case .failed(let violation):
+            io.log(.info, "closing with \(violation.closeCode): \(violation)")
+            outbox.close()
+            try? flushPendingOutput()
+        }
+        return nil
+    }
+
+    /// Reads what has arrived; if nothing has, acts on passed deadlines and
+    /// waits for input, a wake-up from another thread, or the next deadline.
+    private func readOrWait() throws {
+        if try readAvailable() { return }
+        guard let deadline = try nextDeadline() else {
+            if !transportClosed { _ = try io.wait(timeout: nil) }
+            return
+        }
+        let now = clock.now
+        if deadline > now { _ = try io.wait(timeout: deadline - now) }
+    }
+
+    /// Reads once without waiting and feeds the engine. True if bytes came
+    /// or the stream ended, false if nothing was there.
+    private func readAvailable() throws -> Bool {
+        let count: Int?
+        do {
+            count = try io.read(into: readBuffer)
+        } catch {
+            endTransport()
+            throw error
+        }
+        guard let count else { return false }
+        guard count > 0 else {
+            endTransport()
+            return true
+        }
+        lastHeard = clock.now
+        keepalivePingSentAt = nil
+        engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
+        return true
+    }
+
+    /// Starts closing if the server is stopping, acts on the keepalive, idle
+    /// and closing deadlines that have passed, and returns the next one
+    /// (nil: none, wait for input alone).
+    private func nextDeadline() throws -> ContinuousClock.Instant? {
+        let now = clock.now
+        if io.isStopping && engine.state == .open {
+            io.log(.info, "server stopping; closing with 1001")
+            try startClose(code: .goingAway, reason: "server stopping")
+        }
+        if let closeSentAt {
+            let limit = closeSentAt + keepalive.closeTimeout
+            if now >= limit {
+                io.log(.info, "no close frame from the client within \(keepalive.closeTimeout); dropping it")
+                endTransport()
+            }
+            return limit
+        }
+        var next: ContinuousClock.Instant?
+        if let pingSentAt = keepalivePingSentAt {
+            let limit = pingSentAt + keepalive.pingTimeout
+            if now >= limit {
+                io.log(.info, "no answer to a keepalive ping within \(keepalive.pingTimeout); closing with 1011")
+                if engine.close(code: .internalError, reason: "keepalive ping timeout") { try? flushPendingOutput() }
+                outbox.close()
+                endTransport()
+                return limit
+            }
+            next = limit
+        } else if let interval = keepalive.pingInterval {
+            let due = lastHeard + interval
+            if now >= due {
+                _ = engine.ping(Self.keepalivePayload)
+                try flushPendingOutput()
+                keepalivePingSentAt = now
+                next = now + keepalive.pingTimeout
+            } else {
+                next = due
+            }
+        }
+        if let idleTimeout = keepalive.idleTimeout {
+            let limit = lastMessage + idleTimeout
+            if now >= limit {
+                io.log(.info, "no message for \(idleTimeout); closing with 1001")
+                try startClose(code: .goingAway, reason: "idle timeout")
+                return closeSentAt.map { $0 + keepalive.closeTimeout }
+            }
+            next = next.map { min($0, limit) } ?? limit
+        }
+        return next
+    }
+
+    // MARK: Sending
+
+    /// Sends a whole message. Any thread: from another thread than the
+    /// owner's it is queued, and throws only if the connection is closed or
+    /// too far behind (`WebSocketError.peerTooSlow`).
     public func send(_ message: Message) throws {
         switch message {
         case .text(let text): try send(text: text)
@@ -77,45 +213,117 @@ public final class WebSocket {
     }
 
     public func send(text: String) throws {
+        guard try isOwner(orQueue: .message(.text(text))) else { return }
+        try deliverQueued()
         var text = text
-        try text.withUTF8 { bytes in
-            try sendFrame(.text, UnsafeRawBufferPointer(bytes))
-        }
+        try text.withUTF8 { bytes in try sendMessage(.text, UnsafeRawBufferPointer(bytes)) }
     }
 
     public func send(binary: [UInt8]) throws {
-        try binary.withUnsafeBytes { bytes in try sendFrame(.binary, bytes) }
+        guard try isOwner(orQueue: .message(.binary(binary))) else { return }
+        try deliverQueued()
+        try binary.withUnsafeBytes { bytes in try sendMessage(.binary, bytes) }
     }
 
-    /// Sends a close frame and waits for the peer's, discarding any messages
-    /// that arrive meanwhile. Does nothing if already closed.
-    public func close(code: CloseCode = .normalClosure, reason: String = "") throws {
+    /// Sends the next piece of a text message as it is produced; the
+    /// message ends with the piece sent with `isFinal: true`. Owner only;
+    /// no other message may be sent until then. Each piece must be whole
+    /// characters (a `String` always is).
+    public func sendFragment(text: String, isFinal: Bool) throws {
         try io.checkAccess()
-        guard !transportClosed, engine.close(code: code, reason: reason) else { return }
-        try flushPendingOutput()
-        while true {
-            while let event = engine.nextEvent() {
-                if case .close(let code, let reason) = event {
-                    peerCloseCode = code
-                    peerCloseReason = reason
-                }
-            }
-            guard engine.state != .closed, try readMore() else { break }
-        }
-        try? flushPendingOutput()
+        var text = text
+        try text.withUTF8 { bytes in try sendFragment(.text, UnsafeRawBufferPointer(bytes), isFinal: isFinal) }
     }
+
+    /// Sends the next piece of a binary message; see `sendFragment(text:isFinal:)`.
+    public func sendFragment(binary: [UInt8], isFinal: Bool) throws {
+        try io.checkAccess()
+        try binary.withUnsafeBytes { bytes in try sendFragment(.binary, bytes, isFinal: isFinal) }
+    }
+
+    /// Sends a ping; its pong is reported to `onPong` from inside
+    /// `receive()`. Payloads over 125 bytes are cut to 125. Owner only.
+    public func ping(_ payload: [UInt8] = []) throws {
+        try io.checkAccess()
+        guard !transportClosed, engine.ping(payload) else { throw WebSocketError.closed }
+        try flushPendingOutput()
+    }
+
+    /// Closes the connection: sends a close frame and waits (at most
+    /// `Keepalive.closeTimeout`) for the peer's, discarding messages that
+    /// arrive meanwhile. After the peer's close (`receive()` returned nil),
+    /// this is the reply, with the code given. Does nothing if already
+    /// closed. From another thread the close is queued for the owner.
+    public func close(code: CloseCode = .normalClosure, reason: String = "") throws {
+        guard try isOwner(orQueue: .close(code, reason: reason)) else { return }
+        try closeAsOwner(code: code, reason: reason)
+    }
+
+    /// Whether the peer's close frame arrived and ours is still owed.
+    package var owesCloseReply: Bool { engine.state == .closeReceived && !transportClosed }
 
     /// Ends the connection after the handler returned or threw: a close
-    /// frame with `code` if none was exchanged yet.
-    package func finish(code: CloseCode) {
-        try? close(code: code)
+    /// frame with `code` (the reply, if the peer closed first; nil sends an
+    /// empty one) unless one went out already.
+    package func finish(code: CloseCode?, reason: String = "") {
+        outbox.close()
+        try? closeAsOwner(code: code, reason: reason)
     }
 
-    private func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
-        try io.checkAccess()
+    /// True on the owner's thread; elsewhere queues `item` for the owner,
+    /// wakes it, and returns false.
+    private func isOwner(orQueue item: Outbox.Item) throws -> Bool {
+        do {
+            try io.checkAccess()
+            return true
+        } catch .wrongThread {
+            if try outbox.enqueue(item) { io.wake() }
+            return false
+        }
+    }
+
+    /// Writes what other threads queued, in order, and closes a connection
+    /// whose queue overflowed.
+    private func deliverQueued() throws {
+        // Frames of another message cannot go between a message's fragments.
+        guard !engine.isSendingFragments else { return }
+        let (items, overflowed) = outbox.takeAll()
+        for item in items {
+            switch item {
+            case .message(.text(var text)):
+                try text.withUTF8 { bytes in try sendMessage(.text, UnsafeRawBufferPointer(bytes)) }
+            case .message(.binary(let bytes)):
+                try bytes.withUnsafeBytes { bytes in try sendMessage(.binary, bytes) }
+            case .close(let code, let reason):
+                try closeAsOwner(code: code, reason: reason)
+                return
+            }
+        }
+        if overflowed {
+            io.log(.info, "more than \(outbox.limit) bytes queued for a slow client; closing with 1008")
+            try closeAsOwner(code: .policyViolation, reason: "too slow")
+        }
+    }
+
+    private func sendMessage(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
+        guard !engine.isSendingFragments else { throw WebSocketError.fragmentedMessageInProgress }
         guard !transportClosed, let frame = engine.prepareMessage(opcode: opcode, payload: payload) else {
             throw WebSocketError.closed
         }
+        try writeFrame(frame, payload)
+    }
+
+    private func sendFragment(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, isFinal: Bool) throws {
+        if let started = fragmentedOpcode, started != opcode { throw WebSocketError.fragmentedMessageInProgress }
+        guard !transportClosed, let frame = engine.prepareFragment(opcode: opcode, payload: payload, isFinal: isFinal) else {
+            throw WebSocketError.closed
+        }
+        fragmentedOpcode = isFinal ? nil : opcode
+        try writeFrame(frame, payload)
+    }
+
+    private func writeFrame(_ frame: ServerProtocol.OutgoingFrame, _ payload: UnsafeRawBufferPointer) throws {
+        lastMessage = clock.now
         try flushPendingOutput()
         if frame.isCompressed {
             let compressed = engine.compressedPayload
@@ -127,29 +335,36 @@ public final class WebSocket {
         }
     }
 
-    /// Reads once and feeds the engine. False at the end of the stream, and
-    /// after a timeout, which closes with 1001 without waiting for a reply.
-    private func readMore() throws -> Bool {
-        let count: Int
-        do {
-            count = try io.read(into: readBuffer)
-        } catch WebSocketError.timedOut {
-            if engine.close(code: .goingAway, reason: "timeout") { try? flushPendingOutput() }
-            transportClosed = true
-            engine.connectionLost()
-            return false
-        } catch {
-            transportClosed = true
-            engine.connectionLost()
-            throw error
+    // MARK: Closing (owner)
+
+    private func closeAsOwner(code: CloseCode?, reason: String) throws {
+        guard !transportClosed else { return }
+        if engine.state == .closeReceived {
+            engine.close(code: code, reason: reason)
+            try flushPendingOutput()
+            return
         }
-        guard count > 0 else {
-            transportClosed = true
-            engine.connectionLost()
-            return false
+        try startClose(code: code, reason: reason)
+        while engine.state == .closeSent && !transportClosed {
+            while let event = engine.nextEvent() { _ = try handle(event) }
+            if engine.state == .closeSent && !transportClosed { try readOrWait() }
         }
-        engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
-        return true
+    }
+
+    /// Sends our close frame, if none went out yet.
+    private func startClose(code: CloseCode?, reason: String) throws {
+        outbox.close()
+        guard engine.close(code: code, reason: reason) else { return }
+        closeSentAt = clock.now
+        try flushPendingOutput()
+    }
+
+    // MARK: Transport
+
+    private func endTransport() {
+        transportClosed = true
+        outbox.close()
+        engine.connectionLost()
     }
 
     private func flushPendingOutput() throws {
@@ -164,8 +379,7 @@ public final class WebSocket {
         do {
             try io.write(first, second)
         } catch {
-            transportClosed = true
-            engine.connectionLost()
+            endTransport()
             throw error
         }
     }

@@ -4,18 +4,23 @@ public enum WebSocketError: Error, Equatable, Sendable, CustomStringConvertible 
     case closed
     /// Reading or writing failed: the peer vanished.
     case transportFailed(String)
-    /// Nothing arrived within httpd's `Timeout`.
-    case timedOut
-    /// The connection was used from a thread other than the one running its
-    /// handler; its filters are not thread-safe.
+    /// `receive`, `ping` or `sendFragment` was called from a thread other
+    /// than the one running the handler; only `send` and `close` may be.
     case wrongThread
+    /// A message sent from another thread found the connection too far
+    /// behind (`Limits.maxQueuedBytes`): it is being closed with 1008.
+    case peerTooSlow
+    /// A whole message, or a fragment of another type, was sent while a
+    /// message sent with `sendFragment` was unfinished.
+    case fragmentedMessageInProgress
 
     public var description: String {
         switch self {
         case .closed: return "the WebSocket connection is closed"
         case .transportFailed(let why): return "connection I/O failed: \(why)"
-        case .timedOut: return "no data from the client within the timeout"
-        case .wrongThread: return "WebSocket used from a thread other than its handler's"
+        case .wrongThread: return "WebSocket read from a thread other than its handler's"
+        case .peerTooSlow: return "the peer reads too slowly; it is being disconnected"
+        case .fragmentedMessageInProgress: return "a fragmented message is still being sent"
         }
     }
 }

@@ -1,6 +1,8 @@
 /// A WebSocket endpoint: one type in one file, `<resource>_wsh.swift` under
 /// the handler root, built with `swiftwebsocket-build`. A new instance serves
-/// each connection, so stored properties are per-connection state.
+/// each connection, so stored properties are per-connection state; state
+/// shared by connections (a chat room) lives in `static` properties, behind
+/// a lock or in a `WebSocketGroup`.
 ///
 /// ```swift
 /// import SwiftWebSocket
@@ -21,17 +23,29 @@ public protocol WebSocketHandler {
     init()
 
     /// Runs after Apache's access checks, before the 101 is sent. Inspect the
-    /// request, pick a subprotocol or add headers in `response`, or throw a
-    /// `HandshakeRejection` to answer with an HTTP status instead. Any other
-    /// error answers 500. The default accepts.
+    /// request, pick a subprotocol, add headers or decline compression in
+    /// `response`, or throw a `HandshakeRejection` to answer with an HTTP
+    /// status instead. Any other error answers 500. The default accepts.
     mutating func extraHandshake(_ request: UpgradeRequest, response: inout UpgradeResponse) throws
 
     /// Exchanges messages until done. When it returns, the connection is
     /// closed with 1000 unless it was closed already; when it throws, with
     /// 1011, and the error is logged.
     mutating func transferData(_ socket: WebSocket) throws
+
+    /// Chooses the close frame that answers the client's close (pywebsocket's
+    /// `web_socket_passive_closing_handshake`): called when `transferData`
+    /// returns after `receive()` reported the client's close, unless the
+    /// handler already answered it with `socket.close(code:reason:)`.
+    /// A nil code sends an empty close frame. The default echoes the
+    /// client's code, as RFC 6455 5.5.1 suggests.
+    mutating func passiveClosingHandshake(code: CloseCode?, reason: String) -> (code: CloseCode?, reason: String)
 }
 
 extension WebSocketHandler {
     public mutating func extraHandshake(_ request: UpgradeRequest, response: inout UpgradeResponse) throws {}
+
+    public mutating func passiveClosingHandshake(code: CloseCode?, reason: String) -> (code: CloseCode?, reason: String) {
+        (code, "")
+    }
 }

@@ -12,6 +12,7 @@ final class Session {
     private let handlerName: String
     private let request: UpgradeRequest
     private let limits: Limits
+    private let keepalive: Keepalive
     private let configuredCompression: DeflateOptions
     private var compression: PerMessageDeflate?
     private let io: ShimConnectionIO
@@ -26,11 +27,15 @@ final class Session {
     init(type: HandlerType, request: UnsafePointer<swiftws_request>, io: UnsafeMutableRawPointer) throws(Refused) {
         self.handler = type.type.init()
         self.handlerName = type.name
-        self.request = Self.upgradeRequest(from: request.pointee)
-        let maxMessageSize = Int(clamping: request.pointee.max_message_size)
-        self.limits = Limits(maxMessageSize: maxMessageSize > 0 ? maxMessageSize : Limits().maxMessageSize)
-        self.configuredCompression = Self.deflateOptions(from: request.pointee)
         self.io = ShimConnectionIO(io)
+        self.request = Self.upgradeRequest(from: request.pointee, logger: .errorLog(self.io))
+        var limits = Limits()
+        if request.pointee.max_message_size > 0 {
+            limits.maxMessageSize = Int(clamping: request.pointee.max_message_size)
+        }
+        self.limits = limits
+        self.keepalive = Self.keepalive(from: request.pointee)
+        self.configuredCompression = Self.deflateOptions(from: request.pointee)
         try runExtraHandshake()
     }
 
@@ -68,6 +73,20 @@ final class Session {
         }
     }
 
+    /// The keepalive directives, in milliseconds: -1 where unset (the
+    /// engine's default), 0 for off.
+    private static func keepalive(from raw: swiftws_request) -> Keepalive {
+        var keepalive = Keepalive()
+        if raw.ping_interval_ms >= 0 {
+            keepalive.pingInterval = raw.ping_interval_ms == 0 ? nil : .milliseconds(raw.ping_interval_ms)
+        }
+        if raw.ping_timeout_ms > 0 { keepalive.pingTimeout = .milliseconds(raw.ping_timeout_ms) }
+        if raw.idle_timeout_ms >= 0 {
+            keepalive.idleTimeout = raw.idle_timeout_ms == 0 ? nil : .milliseconds(raw.idle_timeout_ms)
+        }
+        return keepalive
+    }
+
     /// The directives' values; unset ones (-1) keep the engine's defaults.
     private static func deflateOptions(from raw: swiftws_request) -> DeflateOptions {
         var options = DeflateOptions()
@@ -97,35 +116,53 @@ final class Session {
 
     func runBlocking() {
         io.log(.debug, "WebSocket open, served by \(handlerName)")
-        defer { io.detach() }
-        let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits,
+        let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits, keepalive: keepalive,
                                compression: compression, io: io)
+        defer { io.detach() }
         do {
             try handler.transferData(socket)
-            socket.finish(code: .normalClosure)
+            if socket.owesCloseReply {
+                let reply = passiveCloseReply(to: socket)
+                socket.finish(code: reply.code, reason: reply.reason)
+            } else {
+                socket.finish(code: .normalClosure)
+            }
         } catch WebSocketError.closed {
             // The handler tried to send after the peer closed: not its fault.
+            socket.finish(code: .normalClosure)
         } catch let error as WebSocketError {
             io.log(.info, "\(handlerName): \(error)")
+            socket.finish(code: .internalError)
         } catch {
             io.log(.error, "\(handlerName).transferData threw \(error); closing with 1011")
             socket.finish(code: .internalError)
         }
     }
 
-    private static func upgradeRequest(from raw: swiftws_request) -> UpgradeRequest {
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(raw.header_count)
-        for i in 0..<raw.header_count {
-            let header = raw.headers[i]
-            headers.append((String(cString: header.name), String(cString: header.value)))
-        }
-        return UpgradeRequest(
+    /// The handler's answer to the client's close, if it is one that may be
+    /// sent; else the client's own code.
+    private func passiveCloseReply(to socket: WebSocket) -> (code: CloseCode?, reason: String) {
+        let reply = handler.passiveClosingHandshake(code: socket.peerCloseCode, reason: socket.peerCloseReason)
+        guard let code = reply.code, !code.isValidOnWire else { return reply }
+        io.log(.error, "\(handlerName).passiveClosingHandshake chose close code \(code), which may not be sent; "
+               + "answering with the client's")
+        return (socket.peerCloseCode, "")
+    }
+
+    private static func upgradeRequest(from raw: swiftws_request, logger: Logger) -> UpgradeRequest {
+        UpgradeRequest(
             resource: String(cString: raw.resource),
             query: raw.query.map { String(cString: $0) },
-            headers: headers,
+            headers: pairs(raw.headers, count: raw.header_count),
             remoteAddress: raw.remote_address.map { String(cString: $0) } ?? "",
             user: raw.user.map { String(cString: $0) },
-            isSecure: raw.is_secure != 0)
+            isSecure: raw.is_secure != 0,
+            tlsVariables: Dictionary(pairs(raw.tls_variables, count: raw.tls_variable_count)) { first, _ in first },
+            logger: logger)
+    }
+
+    private static func pairs(_ raw: UnsafePointer<swiftws_header>?, count: Int) -> [(name: String, value: String)] {
+        guard let raw else { return [] }
+        return (0..<count).map { (String(cString: raw[$0].name), String(cString: raw[$0].value)) }
     }
 }

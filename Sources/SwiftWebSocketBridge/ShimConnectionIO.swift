@@ -1,29 +1,52 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CEventFD
 import CSwiftWebSocketABI
 import SwiftWebSocket
 
-/// `ConnectionIO` over the shim's callbacks: reads and writes go through the
-/// connection's input and output filters, log lines to the error log with
-/// the request's log id.
+/// `ConnectionIO` over the shim's callbacks: reads, waits and writes go
+/// through the connection's filters, log lines to the error log with the
+/// request's log id. Another thread wakes the owner through an eventfd.
 ///
 /// The shim's context lives in the request pool and its filters are not
 /// thread-safe, so I/O is refused from any thread but the one that opened
 /// the connection, and after `detach()` (a handler may keep its `WebSocket`
-/// past `transferData`).
-final class ShimConnectionIO: ConnectionIO {
+/// past `transferData`). `wake` and `log` work from anywhere, any time.
+final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
+    /// Written only by the owner; other threads look at it in `log` alone,
+    /// and only to learn whether they are the owner.
     private var io: UnsafeMutableRawPointer?
     private let owner = pthread_self()
+    /// Readable while a wake-up is pending; -1 if none could be made (then
+    /// queued messages wait for the owner's next read or send).
+    private let wakeDescriptor: Int32
+    let logLevel: LogLevel
 
-    init(_ io: UnsafeMutableRawPointer) { self.io = io }
+    init(_ io: UnsafeMutableRawPointer) {
+        self.io = io
+        self.wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        self.logLevel = LogLevel(apacheLevel: host.log_level(io))
+        if wakeDescriptor >= 0 { ProcessShutdown.register(wakeDescriptor) }
+    }
+
+    deinit {
+        if wakeDescriptor >= 0 {
+            ProcessShutdown.unregister(wakeDescriptor)
+            close(wakeDescriptor)
+        }
+    }
+
+    var isStopping: Bool { ProcessShutdown.isStopping }
 
     /// Called when the request ends: every later call fails or is dropped.
     func detach() { io = nil }
 
+    private var onOwnerThread: Bool { pthread_equal(owner, pthread_self()) != 0 }
+
     func checkAccess() throws(WebSocketError) {
+        guard onOwnerThread else { throw .wrongThread }
         guard io != nil else { throw .closed }
-        guard pthread_equal(owner, pthread_self()) != 0 else { throw .wrongThread }
     }
 
     /// The thread was checked by `WebSocket` on entry (`checkAccess`).
@@ -32,13 +55,35 @@ final class ShimConnectionIO: ConnectionIO {
         return io
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int? {
         let count = host.read(try usableIO(), buffer.baseAddress, buffer.count)
         switch count {
         case 0...: return count
-        case Int(SWIFTWS_READ_TIMEOUT): throw .timedOut
+        case Int(SWIFTWS_READ_AGAIN): return nil
         default: throw .transportFailed("read failed")
         }
+    }
+
+    func wait(timeout: Duration?) throws(WebSocketError) -> WaitOutcome {
+        let milliseconds = timeout.map { Self.milliseconds(rounding: $0) } ?? -1
+        switch host.wait(try usableIO(), wakeDescriptor, milliseconds) {
+        case Int32(SWIFTWS_WAIT_READABLE):
+            return .readable
+        case Int32(SWIFTWS_WAIT_WOKEN):
+            var counter: UInt64 = 0
+            _ = Glibc.read(wakeDescriptor, &counter, MemoryLayout<UInt64>.size)
+            return .woken
+        case Int32(SWIFTWS_WAIT_TIMEOUT):
+            return .timedOut
+        default:
+            throw .transportFailed("waiting for input failed")
+        }
+    }
+
+    func wake() {
+        guard wakeDescriptor >= 0 else { return }
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeDescriptor, &one, MemoryLayout<UInt64>.size)
     }
 
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(WebSocketError) {
@@ -49,12 +94,35 @@ final class ShimConnectionIO: ConnectionIO {
     }
 
     func log(_ level: LogLevel, _ message: String) {
-        guard let io, pthread_equal(owner, pthread_self()) != 0 else { return }
-        host.log(io, level.rawValue, message)
+        if onOwnerThread, let io {
+            host.log(io, level.rawValue, message)
+        } else {
+            host.log_server(level.rawValue, message)
+        }
     }
 
     func addResponseHeader(name: String, value: String) {
         guard let io else { return }
         host.add_response_header(io, name, value)
+    }
+
+    /// Whole milliseconds, rounded up so a deadline is never woken early.
+    private static func milliseconds(rounding duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        let whole = seconds.multipliedReportingOverflow(by: 1000)
+        if whole.overflow { return Int.max }
+        return Int(whole.partialValue) + Int((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+    }
+}
+
+extension LogLevel {
+    /// APLOG_* as httpd reports it: 0 emerg ... 7 debug, 8-15 trace1-8.
+    init(apacheLevel: Int32) {
+        switch apacheLevel {
+        case ...2: self = .critical
+        case 8...: self = .trace
+        default: self = LogLevel(rawValue: apacheLevel) ?? .info
+        }
     }
 }

@@ -75,6 +75,15 @@ func serverClose(_ code: UInt16) -> [UInt8] {
     [0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF)]
 }
 
+extension Array where Element == UInt8 {
+    /// A server frame header with its 7-bit length replaced.
+    func replacingLength(_ length: UInt8) -> [UInt8] {
+        var copy = self
+        copy[1] = length
+        return copy
+    }
+}
+
 /// A deterministic generator (xorshift64*) so random tests repeat exactly.
 struct XorShift: RandomNumberGenerator {
     var state: UInt64
@@ -132,9 +141,16 @@ struct Harness {
         return events
     }
 
+    /// Takes every event, answering a close as the default driver does:
+    /// with the peer's code.
     mutating func drain() -> [ServerProtocol.Event] {
         var events: [ServerProtocol.Event] = []
-        while let event = engine.nextEvent() { events.append(event) }
+        while let event = engine.nextEvent() {
+            events.append(event)
+            if case .close(let code, _) = event, engine.state == .closeReceived {
+                engine.close(code: code)
+            }
+        }
         return events
     }
 

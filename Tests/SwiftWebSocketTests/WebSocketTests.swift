@@ -1,9 +1,10 @@
+import Glibc
 import Testing
 @testable import SwiftWebSocket
 
 /// An in-memory `ConnectionIO`: serves scripted input in chunks and records
 /// every write.
-final class MockIO: ConnectionIO {
+final class MockIO: ConnectionIO, @unchecked Sendable {
     private let input: [UInt8]
     private let chunkSize: Int
     private(set) var position = 0
@@ -14,6 +15,10 @@ final class MockIO: ConnectionIO {
     private(set) var logs: [(level: LogLevel, message: String)] = []
     /// Thrown by a read once the input is used up, instead of returning 0.
     var errorAtEnd: WebSocketError?
+    /// Once the input is used up, reads find nothing (the peer is quiet but
+    /// connected) and waits sleep until their timeout, instead of the
+    /// stream ending.
+    var quietAtEnd = false
     var failWrites = false
 
     init(_ input: [UInt8], chunkSize: Int = .max) {
@@ -24,11 +29,30 @@ final class MockIO: ConnectionIO {
     var written: [UInt8] { writes.flatMap(\.bytes) }
     var atEnd: Bool { position == input.count }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int {
+    let logLevel = LogLevel.debug
+    var isStopping = false
+    /// The thread that made it owns it, as in httpd.
+    private let owner = pthread_self()
+    private(set) var wakeCalls = 0
+
+    func checkAccess() throws(WebSocketError) {
+        guard pthread_equal(owner, pthread_self()) != 0 else { throw .wrongThread }
+    }
+
+    func wait(timeout: Duration?) throws(WebSocketError) -> WaitOutcome {
+        guard quietAtEnd, position == input.count else { return .readable }
+        let (seconds, attoseconds) = (timeout ?? .seconds(1)).components
+        usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+        return .timedOut
+    }
+
+    func wake() { wakeCalls += 1 }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int? {
         readCalls += 1
         guard position < input.count else {
             if let errorAtEnd { throw errorAtEnd }
-            return 0
+            return quietAtEnd ? nil : 0
         }
         let count = min(chunkSize, buffer.count, input.count - position)
         input.withUnsafeBytes { source in
@@ -67,6 +91,9 @@ final class MockIO: ConnectionIO {
         #expect(try ws.receive() == .binary([1, 2, 3]))
         #expect(try ws.receive() == .text("frag"))
         #expect(try ws.receive() == nil)
+        #expect(io.written.isEmpty, "the reply waits for the handler to return")
+        #expect(ws.owesCloseReply)
+        ws.finish(code: ws.peerCloseCode)
         #expect(io.written == serverClose(1000))
     }
 
@@ -92,27 +119,31 @@ final class MockIO: ConnectionIO {
         #expect(io.written.isEmpty)
     }
 
-    @Test func peerCloseEndsReceiveAndIsEchoed() throws {
+    @Test func peerCloseEndsReceiveAndCloseChoosesTheReply() throws {
         let io = MockIO(textFrame("last") + closeFrame(code: 1000, reason: Array("bye".utf8)))
         let ws = Self.socket(io)
         #expect(try ws.receive() == .text("last"))
         #expect(try ws.receive() == nil)
-        #expect(io.written == [0x88, 0x02, 0x03, 0xE8])
         #expect(ws.peerCloseCode == .normalClosure)
         #expect(ws.peerCloseReason == "bye")
         #expect(!ws.isOpen)
+        try ws.close(code: CloseCode(4000), reason: "mine")
+        #expect(io.written == serverClose(4000).replacingLength(6) + Array("mine".utf8))
+        #expect(!ws.owesCloseReply)
         let reads = io.readCalls
         #expect(try ws.receive() == nil, "stays closed")
         #expect(io.readCalls == reads, "no further reads")
-        #expect(io.written == [0x88, 0x02, 0x03, 0xE8], "no second close")
+        ws.finish(code: .normalClosure)
+        #expect(io.written.count == 8, "no second close")
     }
 
-    @Test func peerEmptyClose() throws {
+    @Test func peerEmptyCloseIsAnsweredEmpty() throws {
         let io = MockIO(closeFrame(code: nil))
         let ws = Self.socket(io)
         #expect(try ws.receive() == nil)
-        #expect(io.written == [0x88, 0x00])
         #expect(ws.peerCloseCode == nil)
+        ws.finish(code: ws.peerCloseCode)
+        #expect(io.written == [0x88, 0x00])
     }
 
     @Test func sendTextWritesUnmaskedFrame() throws {
@@ -143,6 +174,7 @@ final class MockIO: ConnectionIO {
         let io = MockIO(textFrame("one") + clientFrame(opcode: Op.binary, payload: [2]) + closeFrame(code: 1001), chunkSize: 2)
         let ws = Self.socket(io)
         while let message = try ws.receive() { try ws.send(message) }
+        ws.finish(code: ws.peerCloseCode)
         #expect(io.written == [0x81, 0x03] + Array("one".utf8) + [0x82, 0x01, 0x02] + serverClose(1001))
         #expect(ws.peerCloseCode == .goingAway)
     }
@@ -152,7 +184,7 @@ final class MockIO: ConnectionIO {
         let ws = Self.socket(io)
         #expect(try ws.receive() == nil)
         #expect(throws: WebSocketError.closed) { try ws.send(text: "too late") }
-        #expect(io.written == serverClose(1000))
+        #expect(io.written.isEmpty)
     }
 
     @Test func closeWritesFrameAndWaitsForPeerClose() throws {

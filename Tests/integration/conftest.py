@@ -2,6 +2,7 @@
 port through the same scripts/run-httpd that `make run` uses."""
 
 import pathlib
+import shutil
 import socket
 import subprocess
 import time
@@ -10,6 +11,17 @@ import pytest
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 APACHE = "/usr/sbin/apache2"
+TEST_HANDLERS = TOP / "Tests/integration/handlers"
+
+
+def build_handler(source, directory, name=None):
+    """Copies a handler source into `directory` (as `name`) and builds it
+    there with swiftwebsocket-build, as a user would."""
+    target = pathlib.Path(directory) / (name or pathlib.Path(source).name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, target)
+    subprocess.run([str(TOP / "bin/swiftwebsocket-build"), str(target)], check=True, capture_output=True)
+    return target.with_suffix(".so")
 
 
 def free_port():
@@ -35,6 +47,17 @@ class Httpd:
 
     def url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"
+
+    def graceful(self):
+        """`apachectl graceful`, then waits for the new generation's child."""
+        before = self.error_log.count("resuming normal operations")
+        subprocess.run([APACHE, "-f", str(self.conf), "-k", "graceful"], check=True, capture_output=True)
+        for _ in range(100):
+            if self.error_log.count("resuming normal operations") > before:
+                time.sleep(0.5)  # the new child starts accepting
+                return
+            time.sleep(0.1)
+        raise AssertionError("graceful restart did not complete")
 
     def command(self, *extra):
         args = [str(TOP / "scripts/run-httpd"), "--port", str(self.port), "--state", str(self.state)]
@@ -65,13 +88,19 @@ class Httpd:
             assert marker not in log, f"httpd error log reports a crash: {marker}"
 
 
-@pytest.fixture(scope="module")
-def httpd(tmp_path_factory):
-    server = Httpd(tmp_path_factory.mktemp("httpd")).start()
+def start_httpd(tmp_path_factory, **kwargs):
+    return Httpd(tmp_path_factory.mktemp("httpd"), **kwargs).start()
+
+
+def serve(tmp_path_factory, **kwargs):
+    """For a fixture to `yield from`: an httpd for the tests' duration,
+    stopped afterwards and checked for crashes."""
+    server = start_httpd(tmp_path_factory, **kwargs)
     yield server
     server.stop()
     server.assert_no_crash()
 
 
-def start_httpd(tmp_path_factory, **kwargs):
-    return Httpd(tmp_path_factory.mktemp("httpd"), **kwargs).start()
+@pytest.fixture(scope="module")
+def httpd(tmp_path_factory):
+    yield from serve(tmp_path_factory)

@@ -9,7 +9,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from conftest import APACHE, TOP, Httpd, start_httpd
+from conftest import APACHE, TOP, Httpd, serve, start_httpd
 from rawws import RawWebSocket, frame, http_request, upgrade_request
 
 
@@ -82,10 +82,7 @@ def mixed_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mixed_httpd(tmp_path_factory, mixed_root):
-    server = start_httpd(tmp_path_factory, handler_root=mixed_root)
-    yield server
-    server.stop()
-    server.assert_no_crash()
+    yield from serve(tmp_path_factory, handler_root=mixed_root)
 
 
 def test_good_handler_in_subdirectory_serves(mixed_httpd):

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-from conftest import Httpd, start_httpd
+from conftest import Httpd, serve, start_httpd
 from rawws import RawWebSocket, frame, http_request, upgrade_request
 
 
@@ -89,10 +89,7 @@ def test_server_compresses_what_it_sends(httpd):
 
 @pytest.fixture(scope="module")
 def small_limit_httpd(tmp_path_factory):
-    server = start_httpd(tmp_path_factory, extra_conf="SwiftWebSocketMaxMessageSize 1048576\n")
-    yield server
-    server.stop()
-    server.assert_no_crash()
+    yield from serve(tmp_path_factory, extra_conf="SwiftWebSocketMaxMessageSize 1048576\n")
 
 
 def test_inflate_bomb_closes_1009(small_limit_httpd):

@@ -1,7 +1,9 @@
 import SwiftWebSocket
 
 /// Keeps its WebSocket past transferData and uses it from another thread and
-/// after the request ended: both must fail cleanly, never touch freed memory.
+/// after the request ended. From another thread a send is queued for the
+/// owner and a receive is refused; after the request, a send is refused.
+/// None of it may touch freed memory.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,13 +25,16 @@ struct Keeper: WebSocketHandler {
         let box = Unmanaged.passRetained(socket).toOpaque()
         pthread_create(&thread, nil, { raw in
             let socket = Unmanaged<WebSocket>.fromOpaque(raw!).takeRetainedValue()
-            let failed = (try? socket.send(text: "from another thread")) == nil
-            return UnsafeMutableRawPointer(bitPattern: failed ? 1 : 2)
+            var outcome = 0
+            do { _ = try socket.receive() } catch WebSocketError.wrongThread { outcome |= 1 } catch {}
+            do { try socket.send(text: "from another thread"); outcome |= 2 } catch {}
+            return UnsafeMutableRawPointer(bitPattern: outcome)
         }, box)
         var result: UnsafeMutableRawPointer?
         pthread_join(thread, &result)
-        try socket.send(text: result == UnsafeMutableRawPointer(bitPattern: 1)
-                        ? "other thread refused" : "other thread wrote")
+        // This send first delivers what the other thread queued.
+        try socket.send(text: result == UnsafeMutableRawPointer(bitPattern: 3)
+                        ? "receive refused, send queued" : "other thread: unexpected outcome")
         kept = socket
     }
 }

@@ -1,0 +1,285 @@
+#include "configuration.h"
+
+#include "http_log.h"
+#include "apr_lib.h"
+#include "apr_strings.h"
+
+#include <errno.h>
+
+#include "handler_registry.h"
+
+APLOG_USE_MODULE(swiftwebsocket);
+extern module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
+
+void *swiftws_create_server_config(apr_pool_t *p, server_rec *s)
+{
+    swiftws_server_config *conf = apr_pcalloc(p, sizeof(*conf));
+    conf->allow_outside_root = -1;
+    return conf;
+}
+
+void *swiftws_merge_server_config(apr_pool_t *p, void *base_, void *vhost_)
+{
+    swiftws_server_config *base = base_, *vhost = vhost_;
+    swiftws_server_config *conf = apr_pcalloc(p, sizeof(*conf));
+    /* A virtual host with a root of its own takes none of the main
+     * server's handler settings: a scan directory or map file is only
+     * meaningful under the root it was written for. */
+    const swiftws_server_config *from = vhost->handler_root ? vhost : base;
+    conf->handler_root = from->handler_root;
+    conf->scan_directory = from->scan_directory;
+    conf->map_file = from->map_file;
+    conf->allow_outside_root = vhost->allow_outside_root >= 0 ? vhost->allow_outside_root
+                                                              : base->allow_outside_root;
+    return conf;
+}
+
+void *swiftws_create_dir_config(apr_pool_t *p, char *dir)
+{
+    swiftws_dir_config *conf = apr_pcalloc(p, sizeof(*conf));
+    conf->max_message_size = -1;
+    conf->deflate_enabled = -1;
+    conf->deflate_window_bits = -1;
+    conf->deflate_memory_level = -1;
+    conf->deflate_compression_level = -1;
+    conf->deflate_minimum_size = -1;
+    conf->ping_interval_ms = -1;
+    conf->ping_timeout_ms = -1;
+    conf->idle_timeout_ms = -1;
+    return conf;
+}
+
+#define MERGE_NUMBER(field) conf->field = child->field >= 0 ? child->field : base->field
+
+void *swiftws_merge_dir_config(apr_pool_t *p, void *base_, void *child_)
+{
+    swiftws_dir_config *base = base_, *child = child_;
+    swiftws_dir_config *conf = apr_pcalloc(p, sizeof(*conf));
+    MERGE_NUMBER(max_message_size);
+    MERGE_NUMBER(deflate_enabled);
+    MERGE_NUMBER(deflate_window_bits);
+    MERGE_NUMBER(deflate_memory_level);
+    MERGE_NUMBER(deflate_compression_level);
+    MERGE_NUMBER(deflate_minimum_size);
+    MERGE_NUMBER(ping_interval_ms);
+    MERGE_NUMBER(ping_timeout_ms);
+    MERGE_NUMBER(idle_timeout_ms);
+    conf->allowed_origins = child->allowed_origins ? child->allowed_origins : base->allowed_origins;
+    return conf;
+}
+
+int swiftws_origin_allowed(const swiftws_dir_config *conf, const char *origin)
+{
+    int i;
+    if (!conf->allowed_origins) {
+        return 1;
+    }
+    for (i = 0; i < conf->allowed_origins->nelts; i++) {
+        const char *allowed = APR_ARRAY_IDX(conf->allowed_origins, i, const char *);
+        if (strcmp(allowed, "*") == 0
+            || (!origin && strcmp(allowed, "none") == 0)
+            || (origin && ap_cstr_casecmp(allowed, origin) == 0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static swiftws_server_config *server_config(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &swiftwebsocket_module);
+}
+
+/* ---- Where handlers come from (server, virtual host) ---- */
+
+static const char *set_handler_root(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    swiftws_server_config *conf = server_config(cmd);
+    const char *error = swiftws_canonical_directory(cmd->pool, ap_server_root_relative(cmd->pool, arg),
+                                                    &conf->handler_root);
+    return error ? apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name, arg, error) : NULL;
+}
+
+/* Relative to the handler root, which must come first. */
+static const char *set_scan_directory(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    swiftws_server_config *conf = server_config(cmd);
+    const char *canonical = NULL, *error;
+    if (!conf->handler_root) {
+        return apr_psprintf(cmd->pool, "%s must follow SwiftWebSocketHandlerRoot", cmd->cmd->name);
+    }
+    error = swiftws_canonical_directory(cmd->pool,
+                                        arg[0] == '/' ? arg : apr_pstrcat(cmd->pool, conf->handler_root,
+                                                                          "/", arg, NULL),
+                                        &canonical);
+    if (error) {
+        return apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name, arg, error);
+    }
+    if (strcmp(canonical, conf->handler_root) != 0 && !swiftws_path_is_inside(conf->handler_root, canonical)) {
+        return apr_psprintf(cmd->pool, "%s %s: %s is not inside the handler root %s", cmd->cmd->name,
+                            arg, canonical, conf->handler_root);
+    }
+    conf->scan_directory = canonical;
+    return NULL;
+}
+
+static const char *set_map_file(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    swiftws_server_config *conf = server_config(cmd);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t finfo;
+    apr_status_t rv = apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->pool);
+    if (rv != APR_SUCCESS || finfo.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s %s: not a readable file", cmd->cmd->name, path);
+    }
+    conf->map_file = path;
+    return NULL;
+}
+
+static const char *set_allow_outside_root(cmd_parms *cmd, void *dummy, int on)
+{
+    server_config(cmd)->allow_outside_root = on;
+    return NULL;
+}
+
+/* ---- How connections behave (server, virtual host, directory) ---- */
+
+/* A numeric directive: where it is stored and the values it accepts. */
+typedef struct {
+    size_t offset;
+    apr_int64_t min, max;
+    int is_int64;
+} number_directive;
+
+static const char *set_number(cmd_parms *cmd, void *dir_config, const char *arg)
+{
+    const number_directive *spec = cmd->info;
+    char *end = NULL;
+    apr_int64_t value;
+    errno = 0;
+    value = apr_strtoi64(arg, &end, 10);
+    if (end == arg || *end != '\0' || errno == ERANGE || value < spec->min || value > spec->max) {
+        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a whole number from %" APR_INT64_T_FMT
+                            " to %" APR_INT64_T_FMT, cmd->cmd->name, arg, spec->min, spec->max);
+    }
+    if (spec->is_int64) {
+        *(apr_int64_t *)((char *)dir_config + spec->offset) = value;
+    }
+    else {
+        *(int *)((char *)dir_config + spec->offset) = (int)value;
+    }
+    return NULL;
+}
+
+/* Digits and at most a unit httpd's own time directives know;
+ * ap_timeout_parameter_parse alone looks at the unit's first letter only. */
+static int is_time(const char *arg)
+{
+    const char *unit = arg;
+    while (apr_isdigit(*unit)) {
+        unit++;
+    }
+    return unit != arg && (*unit == '\0' || !strcmp(unit, "ms") || !strcmp(unit, "s")
+                           || !strcmp(unit, "m") || !strcmp(unit, "mi") || !strcmp(unit, "h"));
+}
+
+/* A time in seconds, or with a unit as in httpd's own directives ("500ms",
+ * "2m"). cmd->info says whether 0 (off) is allowed. */
+static const char *set_duration(cmd_parms *cmd, void *dir_config, const char *arg)
+{
+    const number_directive *spec = cmd->info;
+    apr_interval_time_t duration;
+    if (!is_time(arg) || ap_timeout_parameter_parse(arg, &duration, "s") != APR_SUCCESS
+        || duration < spec->min * 1000) {
+        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a time (seconds, or with ms, s, m or h)%s",
+                            cmd->cmd->name, arg, spec->min == 0 ? "; 0 turns it off" : " above 0");
+    }
+    *(apr_int64_t *)((char *)dir_config + spec->offset) = duration / 1000;
+    return NULL;
+}
+
+static const char *set_deflate(cmd_parms *cmd, void *dir_config, int on)
+{
+    ((swiftws_dir_config *)dir_config)->deflate_enabled = on;
+    return NULL;
+}
+
+/* An origin as browsers send it: scheme "://" host [":" port], nothing
+ * after. */
+static int is_origin(const char *value)
+{
+    const char *host = ap_strstr_c(value, "://");
+    return host && host != value && host[3] != '\0' && !ap_strchr_c(host + 3, '/')
+           && !ap_strchr_c(value, ' ');
+}
+
+static const char *set_allowed_origins(cmd_parms *cmd, void *dir_config, int argc, char *const argv[])
+{
+    swiftws_dir_config *conf = dir_config;
+    int i;
+    if (argc == 0) {
+        return apr_psprintf(cmd->pool, "%s needs at least one origin", cmd->cmd->name);
+    }
+    conf->allowed_origins = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "*") != 0 && strcmp(argv[i], "none") != 0 && !is_origin(argv[i])) {
+            return apr_psprintf(cmd->pool, "%s: \"%s\" is not an origin (scheme://host[:port], no "
+                                "path), \"none\" or \"*\"", cmd->cmd->name, argv[i]);
+        }
+        APR_ARRAY_PUSH(conf->allowed_origins, const char *) = argv[i];
+    }
+    return NULL;
+}
+
+#define BYTES(field, min) { APR_OFFSETOF(swiftws_dir_config, field), min, APR_INT64_MAX, 1 }
+#define RANGE(field, min, max) { APR_OFFSETOF(swiftws_dir_config, field), min, max, 0 }
+
+static const number_directive max_message_size = BYTES(max_message_size, 1);
+static const number_directive deflate_window_bits = RANGE(deflate_window_bits, 9, 15);
+static const number_directive deflate_memory_level = RANGE(deflate_memory_level, 1, 9);
+static const number_directive deflate_compression_level = RANGE(deflate_compression_level, 0, 9);
+static const number_directive deflate_minimum_size = BYTES(deflate_minimum_size, 0);
+/* Durations: min is in milliseconds, 0 where "off" is allowed. */
+static const number_directive ping_interval = BYTES(ping_interval_ms, 0);
+static const number_directive ping_timeout = BYTES(ping_timeout_ms, 1);
+static const number_directive idle_timeout = BYTES(idle_timeout_ms, 0);
+
+#define CONNECTION_CONF (RSRC_CONF | ACCESS_CONF)
+
+/* Defaults are the engine's (Limits.swift, Keepalive.swift,
+ * PerMessageDeflate.swift). */
+const command_rec swiftws_commands[] = {
+    AP_INIT_TAKE1("SwiftWebSocketHandlerRoot", set_handler_root, NULL, RSRC_CONF,
+                  "Directory whose <resource>_wsh.so files serve WebSocket requests"),
+    AP_INIT_TAKE1("SwiftWebSocketHandlerScan", set_scan_directory, NULL, RSRC_CONF,
+                  "Only load handlers from this directory inside the handler root (default: all of it)"),
+    AP_INIT_TAKE1("SwiftWebSocketHandlerMap", set_map_file, NULL, RSRC_CONF,
+                  "File of \"alias-path existing-path\" lines: more resource paths for loaded handlers"),
+    AP_INIT_FLAG("SwiftWebSocketAllowHandlersOutsideRoot", set_allow_outside_root, NULL, RSRC_CONF,
+                 "Load handlers whose canonical path (through symlinks) is outside the root (default Off)"),
+    AP_INIT_TAKE_ARGV("SwiftWebSocketAllowedOrigins", set_allowed_origins, NULL, CONNECTION_CONF,
+                      "Origins admitted (403 otherwise): scheme://host[:port] ..., \"none\" for requests "
+                      "without Origin, \"*\" for any (default: any)"),
+    AP_INIT_TAKE1("SwiftWebSocketMaxMessageSize", set_number, (void *)&max_message_size, CONNECTION_CONF,
+                  "Largest message accepted, in bytes (default 16777216); larger ones close with 1009"),
+    AP_INIT_TAKE1("SwiftWebSocketPingInterval", set_duration, (void *)&ping_interval, CONNECTION_CONF,
+                  "Ping a client that sent nothing for this long, in seconds; 0: never (default 20)"),
+    AP_INIT_TAKE1("SwiftWebSocketPingTimeout", set_duration, (void *)&ping_timeout, CONNECTION_CONF,
+                  "Close (1011) a client silent this long after a ping, in seconds (default 20)"),
+    AP_INIT_TAKE1("SwiftWebSocketIdleTimeout", set_duration, (void *)&idle_timeout, CONNECTION_CONF,
+                  "Close (1001) after this long without a message either way, in seconds; 0: never "
+                  "(default 0)"),
+    AP_INIT_FLAG("SwiftWebSocketDeflate", set_deflate, NULL, CONNECTION_CONF,
+                 "Negotiate permessage-deflate (RFC 7692) when clients offer it (default On)"),
+    AP_INIT_TAKE1("SwiftWebSocketDeflateWindowBits", set_number, (void *)&deflate_window_bits, CONNECTION_CONF,
+                  "LZ77 window for permessage-deflate, 9-15, both directions where the client allows "
+                  "(default 12)"),
+    AP_INIT_TAKE1("SwiftWebSocketDeflateMemLevel", set_number, (void *)&deflate_memory_level, CONNECTION_CONF,
+                  "zlib memLevel for compressing, 1-9 (default 5)"),
+    AP_INIT_TAKE1("SwiftWebSocketDeflateCompressionLevel", set_number,
+                  (void *)&deflate_compression_level, CONNECTION_CONF,
+                  "zlib compression level, 0-9 (default 6)"),
+    AP_INIT_TAKE1("SwiftWebSocketDeflateMinSize", set_number, (void *)&deflate_minimum_size, CONNECTION_CONF,
+                  "Messages shorter than this many bytes are sent uncompressed (default 64)"),
+    {NULL}
+};

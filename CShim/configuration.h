@@ -1,0 +1,51 @@
+/*
+ * mod_swiftwebsocket's directives and the configuration they build.
+ *
+ * Where handlers come from is per server (virtual host): the handler root,
+ * the scanned part of it, the alias map. How connections behave is per
+ * directory: limits, compression, keepalive and the Origin allow-list also
+ * work in <Location> and <Directory>.
+ */
+#ifndef SWIFTWS_CONFIGURATION_H
+#define SWIFTWS_CONFIGURATION_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "apr_hash.h"
+
+typedef struct {
+    const char *handler_root;     /* canonical path, NULL when unset */
+    const char *scan_directory;   /* canonical, inside the root; NULL: the root */
+    const char *map_file;         /* absolute path, NULL when unset */
+    int allow_outside_root;       /* -1 unset, 0, 1 */
+    apr_hash_t *handlers;         /* resource -> swiftws_handler_entry, built in post_config */
+} swiftws_server_config;
+
+/* Numbers are -1 while unset: the engine's documented default applies. */
+typedef struct {
+    apr_int64_t max_message_size;   /* bytes */
+    int deflate_enabled;
+    int deflate_window_bits;
+    int deflate_memory_level;
+    int deflate_compression_level;
+    apr_int64_t deflate_minimum_size;
+    apr_int64_t ping_interval_ms;   /* 0: off */
+    apr_int64_t ping_timeout_ms;
+    apr_int64_t idle_timeout_ms;    /* 0: off */
+    /* Origins, compared without regard to case; NULL when unset. "none" admits
+     * requests without an Origin header; "*" admits any. */
+    apr_array_header_t *allowed_origins;
+} swiftws_dir_config;
+
+extern const command_rec swiftws_commands[];
+
+void *swiftws_create_server_config(apr_pool_t *p, server_rec *s);
+void *swiftws_merge_server_config(apr_pool_t *p, void *base, void *vhost);
+void *swiftws_create_dir_config(apr_pool_t *p, char *dir);
+void *swiftws_merge_dir_config(apr_pool_t *p, void *base, void *child);
+
+/* Whether the request's Origin is admitted where this configuration
+ * applies. */
+int swiftws_origin_allowed(const swiftws_dir_config *conf, const char *origin);
+
+#endif

@@ -1,0 +1,217 @@
+#include "connection_io.h"
+
+#include "http_config.h"
+#include "http_connection.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "util_filter.h"
+#include "apr_portable.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+
+APLOG_USE_MODULE(swiftwebsocket);
+
+/* Reads at most this much per filter call: one TLS record's worth. */
+#define READ_SIZE (16 * 1024)
+
+swiftws_io *swiftws_io_create(request_rec *r)
+{
+    swiftws_io *io = apr_pcalloc(r->pool, sizeof(*io));
+    io->r = r;
+    io->c = r->connection;
+    io->response_headers = apr_table_make(r->pool, 4);
+    return io;
+}
+
+void swiftws_io_start(swiftws_io *io)
+{
+    io->in = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
+    io->out = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
+}
+
+/* Fills io->in from the input filters. Returns APR_SUCCESS with data (or
+ * with io->at_end set), APR_EAGAIN when a non-blocking read found nothing,
+ * or the error. */
+static apr_status_t fill(swiftws_io *io, apr_read_type_e block)
+{
+    apr_status_t rv = ap_get_brigade(io->c->input_filters, io->in, AP_MODE_READBYTES, block, READ_SIZE);
+    if (rv == APR_EOF) {
+        apr_brigade_cleanup(io->in);
+        io->at_end = 1;
+        return APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(io->in)) {
+        /* The core input filter's answer to a non-blocking read that would
+         * block; mod_ssl answers APR_EAGAIN. */
+        return APR_EAGAIN;
+    }
+    if (rv != APR_SUCCESS) {
+        apr_brigade_cleanup(io->in);
+    }
+    return rv;
+}
+
+/* Input the caller has no room for stays in io->in for the next call. */
+static long host_read(void *io_, void *buffer, size_t length)
+{
+    swiftws_io *io = io_;
+    for (;;) {
+        apr_size_t copied = 0;
+        if (APR_BRIGADE_EMPTY(io->in)) {
+            apr_status_t rv;
+            if (io->at_end) {
+                return 0;
+            }
+            rv = fill(io, APR_NONBLOCK_READ);
+            if (APR_STATUS_IS_EAGAIN(rv)) {
+                return SWIFTWS_READ_AGAIN;
+            }
+            if (rv != APR_SUCCESS) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "reading from the WebSocket client failed");
+                return SWIFTWS_READ_ERROR;
+            }
+        }
+        while (!APR_BRIGADE_EMPTY(io->in) && copied < length) {
+            apr_bucket *b = APR_BRIGADE_FIRST(io->in);
+            if (APR_BUCKET_IS_EOS(b)) {
+                /* mod_http2 opens an upgraded stream with one EOS: skip it. */
+                if (io->c->master && !io->input_seen) {
+                    io->input_seen = 1;
+                    apr_bucket_delete(b);
+                    continue;
+                }
+                apr_brigade_cleanup(io->in);
+                io->at_end = 1;
+                return (long)copied;  /* 0 now, or the end comes with the next read */
+            }
+            if (!APR_BUCKET_IS_METADATA(b)) {
+                const char *data;
+                apr_size_t n;
+                apr_status_t rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+                if (rv != APR_SUCCESS) {
+                    apr_brigade_cleanup(io->in);
+                    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "reading a bucket failed");
+                    return SWIFTWS_READ_ERROR;
+                }
+                if (n > length - copied) {
+                    n = length - copied;
+                    apr_bucket_split(b, n);  /* the rest waits in io->in */
+                }
+                memcpy((char *)buffer + copied, data, n);
+                copied += n;
+                io->input_seen = 1;
+            }
+            apr_bucket_delete(b);
+        }
+        if (copied > 0) {
+            return (long)copied;
+        }
+    }
+}
+
+/* An HTTP/2 stream has no socket to poll: block in its input filter until
+ * data comes, bounded by httpd's Timeout. */
+static int wait_by_reading(swiftws_io *io)
+{
+    apr_status_t rv = fill(io, APR_BLOCK_READ);
+    if (rv == APR_SUCCESS) {
+        return SWIFTWS_WAIT_READABLE;
+    }
+    if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv)) {
+        return SWIFTWS_WAIT_TIMEOUT;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "reading from the WebSocket client failed");
+    return SWIFTWS_WAIT_ERROR;
+}
+
+static int host_wait(void *io_, int wake_fd, long timeout_ms)
+{
+    swiftws_io *io = io_;
+    apr_os_sock_t fd;
+    struct pollfd fds[2];
+    int n;
+    if (!APR_BRIGADE_EMPTY(io->in) || io->at_end) {
+        return SWIFTWS_WAIT_READABLE;
+    }
+    if (io->c->master) {
+        return wait_by_reading(io);
+    }
+    if (apr_os_sock_get(&fd, ap_get_conn_socket(io->c)) != APR_SUCCESS) {
+        return SWIFTWS_WAIT_ERROR;
+    }
+    fds[0].fd = fd;
+    fds[0].events = POLLIN;
+    fds[1].fd = wake_fd;
+    fds[1].events = POLLIN;
+    n = poll(fds, 2, timeout_ms < 0 ? -1 : (int)(timeout_ms > INT_MAX ? INT_MAX : timeout_ms));
+    if (n < 0) {
+        if (errno == EINTR) {
+            return SWIFTWS_WAIT_WOKEN;  /* the caller looks at everything again */
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, io->r, "poll on the WebSocket connection failed");
+        return SWIFTWS_WAIT_ERROR;
+    }
+    if (n == 0) {
+        return SWIFTWS_WAIT_TIMEOUT;
+    }
+    /* Input first: a hang-up or error shows as readable too, and the read
+     * that follows reports it. */
+    return fds[0].revents ? SWIFTWS_WAIT_READABLE : SWIFTWS_WAIT_WOKEN;
+}
+
+static int host_write(void *io_, const void *first, size_t first_length,
+                      const void *second, size_t second_length)
+{
+    swiftws_io *io = io_;
+    apr_bucket_alloc_t *ba = io->c->bucket_alloc;
+    apr_status_t rv;
+    /* Transient buckets: the core output filter writes them out before
+     * ap_pass_brigade returns (the FLUSH asks it to), copying only what it
+     * cannot write at once. A client that stops reading blocks this for at
+     * most httpd's Timeout. */
+    if (first_length) {
+        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(first, first_length, ba));
+    }
+    if (second_length) {
+        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(second, second_length, ba));
+    }
+    APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_flush_create(ba));
+    rv = ap_pass_brigade(io->c->output_filters, io->out);
+    apr_brigade_cleanup(io->out);
+    if (rv != APR_SUCCESS || io->c->aborted) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "writing to the WebSocket client failed");
+        return -1;
+    }
+    return 0;
+}
+
+static void host_log(void *io_, int level, const char *message)
+{
+    swiftws_io *io = io_;
+    ap_log_rerror(APLOG_MARK, level, 0, io->r, "%s", message);
+}
+
+static int host_log_level(void *io_)
+{
+    swiftws_io *io = io_;
+    return ap_get_request_module_loglevel(io->r, APLOG_MODULE_INDEX);
+}
+
+static void host_log_server(int level, const char *message)
+{
+    ap_log_error(APLOG_MARK, level, 0, ap_server_conf, "%s", message);
+}
+
+static void host_add_response_header(void *io_, const char *name, const char *value)
+{
+    swiftws_io *io = io_;
+    apr_table_add(io->response_headers, name, value);
+}
+
+const swiftws_host swiftws_host_services = {
+    host_read, host_wait, host_write, host_log, host_log_level, host_log_server,
+    host_add_response_header
+};

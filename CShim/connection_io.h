@@ -1,0 +1,31 @@
+/*
+ * The services the Swift bridge calls back for one connection: reads,
+ * waits, writes through the connection's filters (so mod_ssl, mod_http2 and
+ * bytes the core already buffered are honoured) and logging against the
+ * request.
+ */
+#ifndef SWIFTWS_CONNECTION_IO_H
+#define SWIFTWS_CONNECTION_IO_H
+
+#include "httpd.h"
+#include "apr_tables.h"
+#include "swiftwebsocket.h"
+
+typedef struct {
+    request_rec *r;
+    conn_rec *c;
+    apr_bucket_brigade *in;
+    apr_bucket_brigade *out;
+    apr_table_t *response_headers;  /* collected during the extra handshake */
+    int input_seen;                 /* any input bucket read yet */
+    int at_end;                     /* the input stream ended */
+} swiftws_io;
+
+extern const swiftws_host swiftws_host_services;
+
+swiftws_io *swiftws_io_create(request_rec *r);
+
+/* After the 101: the brigades the data transfer uses, made once. */
+void swiftws_io_start(swiftws_io *io);
+
+#endif

@@ -1,0 +1,25 @@
+/// How a connection notices a peer that vanished or went quiet. The C module
+/// sets these from `SwiftWebSocketPingInterval`, `SwiftWebSocketPingTimeout`
+/// and `SwiftWebSocketIdleTimeout`.
+public struct Keepalive: Sendable, Equatable {
+    /// After this long without hearing from the peer, ping it; nil: never.
+    /// The default is Python websockets' (20 s): it finds half-open TCP
+    /// connections, which otherwise hold their thread forever.
+    public var pingInterval: Duration? = .seconds(20)
+    /// A peer that sends nothing within this long after a ping (the pong, or
+    /// anything else) is gone: the connection is closed with 1011.
+    public var pingTimeout: Duration = .seconds(20)
+    /// Close with 1001 after this long without a message in either
+    /// direction, however lively the pings; nil (the default): never.
+    public var idleTimeout: Duration?
+    /// How long to wait for the peer's close frame after sending ours.
+    public var closeTimeout: Duration = .seconds(10)
+
+    public init(pingInterval: Duration? = .seconds(20), pingTimeout: Duration = .seconds(20),
+                idleTimeout: Duration? = nil, closeTimeout: Duration = .seconds(10)) {
+        self.pingInterval = pingInterval
+        self.pingTimeout = pingTimeout
+        self.idleTimeout = idleTimeout
+        self.closeTimeout = closeTimeout
+    }
+}

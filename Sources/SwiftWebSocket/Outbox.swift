@@ -1,0 +1,80 @@
+import Synchronization
+
+/// What other threads hand to a connection: httpd's filters are not
+/// thread-safe, so only the thread that owns the connection writes to it.
+/// A sender queues here and wakes the owner; the owner takes the queue
+/// whenever it waits for input or sends itself.
+///
+/// A peer that reads too slowly must not make its senders wait or grow
+/// memory without bound: past `limit` queued bytes, sends fail and the
+/// owner closes the connection with 1008.
+final class Outbox: Sendable {
+    enum Item: Sendable {
+        case message(Message)
+        case close(CloseCode, reason: String)
+    }
+
+    private struct State {
+        var items: [Item] = []
+        var queuedBytes = 0
+        /// The owner was woken and has not taken the queue since.
+        var wakePending = false
+        var isOpen = true
+        var overflowed = false
+    }
+
+    private let state = Mutex(State())
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Whether the connection still accepts messages.
+    var isOpen: Bool { state.withLock { $0.isOpen } }
+
+    /// Queues `item`. Returns whether the owner must be woken (it was not
+    /// already); throws when the connection is closed or too far behind.
+    func enqueue(_ item: Item) throws(WebSocketError) -> Bool {
+        let size: Int
+        switch item {
+        case .message(.text(let text)): size = text.utf8.count
+        case .message(.binary(let bytes)): size = bytes.count
+        case .close: size = 0
+        }
+        return try state.withLock { state throws(WebSocketError) in
+            guard state.isOpen, !state.overflowed else { throw .closed }
+            guard state.queuedBytes + size <= limit else {
+                state.overflowed = true
+                throw .peerTooSlow
+            }
+            state.items.append(item)
+            state.queuedBytes += size
+            defer { state.wakePending = true }
+            return !state.wakePending
+        }
+    }
+
+    /// Everything queued, and whether a send was refused for lack of room
+    /// since the last call.
+    func takeAll() -> (items: [Item], overflowed: Bool) {
+        state.withLock { state in
+            defer {
+                state.items = []
+                state.queuedBytes = 0
+                state.wakePending = false
+                state.overflowed = false
+            }
+            return (state.items, state.overflowed)
+        }
+    }
+
+    /// Refuses every later item; what is queued is dropped.
+    func close() {
+        state.withLock { state in
+            state.isOpen = false
+            state.items = []
+            state.queuedBytes = 0
+        }
+    }
+}

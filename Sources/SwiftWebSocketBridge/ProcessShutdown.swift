@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Closing every WebSocket when httpd stops this child (graceful restart,
+/// stop): without it an open connection keeps an old generation alive for
+/// as long as the client likes. The shim's child_stopping hook calls
+/// `swiftws_bridge_child_stopping`; each connection's thread is woken
+/// through its eventfd, sees `isStopping` and closes with 1001.
+enum ProcessShutdown {
+    private static let stopping = Atomic<Bool>(false)
+    /// The wake descriptors of the connections open in this process.
+    private static let wakeDescriptors = Mutex<Set<Int32>>([])
+
+    static var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+    static func register(_ descriptor: Int32) {
+        wakeDescriptors.withLock { _ = $0.insert(descriptor) }
+    }
+
+    /// Call before closing `descriptor`, so a stop never writes to a
+    /// descriptor that was closed (and maybe reused).
+    static func unregister(_ descriptor: Int32) {
+        wakeDescriptors.withLock { _ = $0.remove(descriptor) }
+    }
+
+    static func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeDescriptors.withLock { descriptors in
+            var one: UInt64 = 1
+            for descriptor in descriptors {
+                _ = Glibc.write(descriptor, &one, MemoryLayout<UInt64>.size)
+            }
+        }
+    }
+}
+
+@_cdecl("swiftws_bridge_child_stopping")
+public func swiftws_bridge_child_stopping() {
+    ProcessShutdown.stop()
+}

@@ -1,0 +1,213 @@
+"""The routing and connection directives, each against its own httpd, and
+handlers added or changed under a running one."""
+
+import asyncio
+import base64
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+from websockets.asyncio.client import connect
+
+from conftest import TEST_HANDLERS, TOP, Httpd, build_handler, start_httpd
+from rawws import RawWebSocket, frame, http_request, upgrade_request
+
+MODULES = "/usr/lib/apache2/modules"
+
+
+def status_of(server, path, extra=""):
+    status, _, sock, _ = http_request(server.port, upgrade_request(path, extra=extra))
+    sock.close()
+    return status
+
+
+def echoes(server, path):
+    ws = RawWebSocket(server.port, path)
+    ws.send(frame(0x1, b"ping?"))
+    ok = ws.read_frame() == (True, 0x1, b"ping?")
+    ws.close()
+    return ok
+
+
+def refused_startup(tmp_path_factory, extra_conf, handler_root=None):
+    server = Httpd(tmp_path_factory.mktemp("httpd"), extra_conf=extra_conf, handler_root=handler_root)
+    result = subprocess.run(server.command(), capture_output=True, text=True)
+    assert result.returncode != 0, "httpd should refuse this configuration"
+    return result.stderr + (server.error_log if (server.state / "error.log").exists() else "")
+
+
+@pytest.fixture
+def server_with(tmp_path_factory):
+    started = []
+
+    def start(**kwargs):
+        server = start_httpd(tmp_path_factory, **kwargs)
+        started.append(server)
+        return server
+    yield start
+    for server in started:
+        server.stop()
+        server.assert_no_crash()
+
+
+# ---- SwiftWebSocketAllowedOrigins ----
+
+ORIGINS_CONF = """
+SwiftWebSocketAllowedOrigins https://app.example http://localhost:8080
+<Location /echo_noext>
+    SwiftWebSocketAllowedOrigins https://app.example none
+</Location>
+<Location /close>
+    SwiftWebSocketAllowedOrigins *
+</Location>
+"""
+
+
+def test_allowed_origins_refuse_others_with_403(server_with):
+    server = server_with(extra_conf=ORIGINS_CONF)
+    assert status_of(server, "/echo", "Origin: https://app.example\r\n") == 101
+    assert status_of(server, "/echo", "Origin: HTTP://LOCALHOST:8080\r\n") == 101
+    assert status_of(server, "/echo", "Origin: https://evil.example\r\n") == 403
+    assert status_of(server, "/echo") == 403, "no Origin is refused unless \"none\" is listed"
+    assert status_of(server, "/echo_noext") == 101
+    assert status_of(server, "/echo_noext", "Origin: http://localhost:8080\r\n") == 403
+    assert status_of(server, "/close", "Origin: https://anything.example\r\n") == 101
+    assert "Origin https://evil.example is not in SwiftWebSocketAllowedOrigins" in server.error_log
+
+
+@pytest.mark.parametrize("value", ["https://app.example/", "app.example", "https://"])
+def test_bad_origin_stops_startup(tmp_path_factory, value):
+    assert f"\"{value}\" is not an origin" in refused_startup(
+        tmp_path_factory, f"SwiftWebSocketAllowedOrigins {value}\n")
+
+
+# ---- Per-directory limits ----
+
+def test_max_message_size_per_location(server_with):
+    server = server_with(extra_conf="<Location /echo_noext>\n SwiftWebSocketMaxMessageSize 10\n</Location>\n")
+    ws = RawWebSocket(server.port, "/echo_noext")
+    ws.send(frame(0x1, b"x" * 11))
+    assert ws.read_close() == 1009
+    ws.close()
+    ws = RawWebSocket(server.port, "/echo")
+    ws.send(frame(0x1, b"x" * 11))
+    assert ws.read_frame() == (True, 0x1, b"x" * 11)
+    ws.close()
+
+
+@pytest.mark.parametrize("directive,value", [
+    ("SwiftWebSocketPingInterval", "soon"), ("SwiftWebSocketPingInterval", "-1"),
+    ("SwiftWebSocketPingTimeout", "0"), ("SwiftWebSocketIdleTimeout", "5 parsecs"),
+])
+def test_bad_durations_stop_startup(tmp_path_factory, directive, value):
+    assert f"{directive}: \"{value}\" is not a time" in refused_startup(
+        tmp_path_factory, f"{directive} \"{value}\"\n")
+
+
+# ---- Where handlers come from ----
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """root/{public,private}/echo_wsh.so and a handler outside the root."""
+    root = tmp_path_factory.mktemp("root")
+    outside = tmp_path_factory.mktemp("outside")
+    for directory in ("public", "private"):
+        (root / directory).mkdir()
+        shutil.copy(TOP / "examples/echo_wsh.so", root / directory / "echo_wsh.so")
+    shutil.copy(TOP / "examples/echo_wsh.so", outside / "far_wsh.so")
+    os.symlink(outside / "far_wsh.so", root / "public/far_wsh.so")
+    return root
+
+
+def test_handler_scan_loads_only_that_directory(server_with, tree):
+    server = server_with(handler_root=tree, extra_conf="SwiftWebSocketHandlerScan public\n")
+    assert echoes(server, "/public/echo")
+    assert status_of(server, "/private/echo") == 404
+
+
+def test_handler_scan_outside_the_root_stops_startup(tmp_path_factory, tree):
+    message = refused_startup(tmp_path_factory, f"SwiftWebSocketHandlerScan {TOP}\n", handler_root=tree)
+    assert "is not inside the handler root" in message
+
+
+def test_handlers_outside_root_need_the_directive(server_with, tree):
+    strict = server_with(handler_root=tree)
+    assert status_of(strict, "/public/far") == 404
+    assert "far_wsh.so: it resolves outside the handler root" in strict.error_log
+    relaxed = server_with(handler_root=tree, extra_conf="SwiftWebSocketAllowHandlersOutsideRoot On\n")
+    assert echoes(relaxed, "/public/far")
+
+
+def test_handler_map_aliases_paths(server_with, tree, tmp_path):
+    handler_map = tmp_path / "map"
+    handler_map.write_text("# alias existing\n/talk /public/echo\n\n/nowhere /no/such/handler\n")
+    server = server_with(handler_root=tree, extra_conf=f"SwiftWebSocketHandlerMap {handler_map}\n")
+    assert echoes(server, "/talk")
+    assert echoes(server, "/public/echo")
+    assert status_of(server, "/nowhere") == 404
+    assert f"SwiftWebSocketHandlerMap {handler_map} line 4: no handler serves /no/such/handler" in server.error_log
+
+
+def test_malformed_handler_map_stops_startup(tmp_path_factory, tree, tmp_path):
+    handler_map = tmp_path / "map"
+    handler_map.write_text("/talk /public/echo\njust-one-word\n")
+    message = refused_startup(tmp_path_factory, f"SwiftWebSocketHandlerMap {handler_map}\n", handler_root=tree)
+    assert f"SwiftWebSocketHandlerMap {handler_map} line 2: expected" in message
+
+
+# ---- Apache in front ----
+
+def test_basic_auth_runs_first_and_names_the_user(server_with, tmp_path):
+    root = tmp_path / "handlers"
+    build_handler(TEST_HANDLERS / "request_facts_wsh.swift", root)
+    # httpd's children (www-data) read the password file on each request.
+    readable = pathlib.Path(tempfile.mkdtemp(dir="/var/tmp"))
+    os.chmod(readable, 0o755)
+    passwords = readable / "htpasswd"
+    subprocess.run(["htpasswd", "-cb", str(passwords), "alice", "wonder"], check=True, capture_output=True)
+    os.chmod(passwords, 0o644)
+    server = server_with(handler_root=root, extra_conf=f"""
+LoadModule auth_basic_module {MODULES}/mod_auth_basic.so
+LoadModule authn_core_module {MODULES}/mod_authn_core.so
+LoadModule authn_file_module {MODULES}/mod_authn_file.so
+LoadModule authz_user_module {MODULES}/mod_authz_user.so
+<Location /request_facts>
+    AuthType Basic
+    AuthName "ws"
+    AuthUserFile {passwords}
+    Require valid-user
+</Location>
+""")
+    assert status_of(server, "/request_facts") == 401
+    credentials = base64.b64encode(b"alice:wonder").decode()
+
+    async def go():
+        async with connect(server.url("/request_facts"),
+                           additional_headers={"Authorization": f"Basic {credentials}"}) as ws:
+            return await ws.recv()
+    assert "user: alice" in asyncio.run(go()).split("\n")
+    shutil.rmtree(readable)
+
+
+# ---- apachectl graceful ----
+
+def test_graceful_restart_loads_added_and_changed_handlers(server_with, tmp_path):
+    root = tmp_path / "handlers"
+    build_handler(TOP / "examples/echo_wsh.swift", root, "thing_wsh.swift")
+    server = server_with(handler_root=root)
+    assert echoes(server, "/thing")
+    assert status_of(server, "/added") == 404
+
+    shutil.copy(TOP / "examples/echo_wsh.so", root / "added_wsh.so")
+    # The same path rebuilt from another source: it now answers a close.
+    build_handler(TOP / "examples/close_wsh.swift", root, "thing_wsh.swift")
+    server.graceful()
+    assert echoes(server, "/added")
+    ws = RawWebSocket(server.port, "/thing")
+    ws.send(frame(0x1, b"4000 changed"))
+    assert ws.read_close() == 4000
+    ws.close()
+    assert "reloaded changed WebSocket handler" in server.error_log

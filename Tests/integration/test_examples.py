@@ -1,0 +1,106 @@
+"""The example handlers `make run` serves, each at its path."""
+
+import asyncio
+import urllib.request
+
+import pytest
+import websockets
+from websockets.asyncio.client import connect
+
+from rawws import http_request, upgrade_request
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_origin_check_accepts_only_its_origin(httpd):
+    async def go():
+        async with connect(httpd.url("/origin_check"), origin="http://example.com") as ws:
+            assert await ws.recv() == "welcome, http://example.com"
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+    run(go())
+    for origin in ("http://evil.example", None):
+        extra = f"Origin: {origin}\r\n" if origin else ""
+        status, _, sock, _ = http_request(httpd.port, upgrade_request("/origin_check", extra=extra))
+        sock.close()
+        assert status == 403
+    assert "refusing Origin http://evil.example" in httpd.error_log
+
+
+def test_abort_handshake_answers_403_with_its_header(httpd):
+    status, headers, sock, _ = http_request(httpd.port, upgrade_request("/abort_handshake"))
+    sock.close()
+    assert status == 403
+    assert headers.get("cache-control") == "no-store"
+    assert "upgrade" not in headers
+
+
+def test_internal_error_closes_with_1011_and_logs_with_the_log_id(httpd):
+    async def go():
+        async with connect(httpd.url("/internal_error")) as ws:
+            with pytest.raises(websockets.ConnectionClosedError) as closed:
+                await ws.recv()
+            return closed.value.rcvd.code
+    assert run(go()) == 1011
+    lines = [line for line in httpd.error_log.splitlines() if "fails on purpose" in line]
+    assert lines, "the handler's error is logged"
+    # ap_log_rerror prefixes the request's log id: "[...] [client ...] AH...:"
+    # or, without a number, the client and the request's id fields.
+    assert "[client 127.0.0.1" in lines[-1]
+
+
+def test_cookie_reads_and_sets_a_cookie(httpd):
+    async def visit(cookie):
+        headers = {"Cookie": cookie} if cookie else {}
+        async with connect(httpd.url("/cookie"), additional_headers=headers) as ws:
+            return await ws.recv(), ws.response.headers.get("Set-Cookie")
+    message, set_cookie = run(visit(None))
+    assert message == "ws-visits=0"
+    assert set_cookie.startswith("ws-visits=1;")
+    message, set_cookie = run(visit("theme=dark; ws-visits=4"))
+    assert message == "ws-visits=4"
+    assert set_cookie.startswith("ws-visits=5;")
+
+
+@pytest.mark.parametrize("offered,chosen", [
+    (["chat.v1", "chat.v2"], "chat.v2"),
+    (["chat.v2", "chat.v1"], "chat.v2"),
+    (["chat.v1"], "chat.v1"),
+    (["other"], None),
+])
+def test_subprotocol_prefers_chat_v2(httpd, offered, chosen):
+    async def go():
+        async with connect(httpd.url("/subprotocol"), subprotocols=offered) as ws:
+            return ws.subprotocol, await ws.recv()
+    subprotocol, message = run(go())
+    assert subprotocol == chosen
+    assert message == (chosen or "none")
+
+
+def test_chat_sends_every_message_to_every_member(httpd):
+    async def go():
+        members = [await connect(httpd.url("/chat")) for _ in range(3)]
+        try:
+            await asyncio.sleep(0.3)  # all three have joined
+            await members[0].send("hello from 0")
+            await members[2].send(b"\x01\x02")
+            for ws in members:
+                got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(2)]
+                assert sorted(got, key=str) == sorted(["hello from 0", b"\x01\x02"], key=str)
+            # A member that leaves no longer receives, and does not break the room.
+            await members[1].close()
+            await asyncio.sleep(0.2)
+            await members[0].send("after one left")
+            assert await asyncio.wait_for(members[2].recv(), 5) == "after one left"
+            assert await asyncio.wait_for(members[0].recv(), 5) == "after one left"
+        finally:
+            for ws in members:
+                await ws.close()
+    run(go())
+
+
+def test_page_offers_echo_and_chat(httpd):
+    page = urllib.request.urlopen(f"http://127.0.0.1:{httpd.port}/").read().decode()
+    assert "/echo" in page and "/chat" in page

@@ -1,0 +1,111 @@
+"""The handler API end to end: what a handler sees of the request, pings,
+fragmented sends, the passive closing hook, and logging."""
+
+import asyncio
+
+import pytest
+import websockets
+from websockets.asyncio.client import connect
+
+from conftest import TEST_HANDLERS, build_handler, serve, start_httpd
+from rawws import RawWebSocket, frame
+
+API_HANDLERS = ("ping_wsh.swift", "fragments_wsh.swift", "passive_close_wsh.swift",
+                "request_facts_wsh.swift", "logging_wsh.swift")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("handlers")
+    for name in API_HANDLERS:
+        build_handler(TEST_HANDLERS / name, root)
+    yield from serve(tmp_path_factory, handler_root=root)
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_extra_handshake_sees_the_request(server):
+    async def go():
+        async with connect(server.url("/request_facts?room=7&x=%20y"), origin="https://app.example",
+                           subprotocols=["a.v1", "b.v2"],
+                           additional_headers={"Cookie": "sid=abc; theme=\"dark\"", "X-Test": "yes"}) as ws:
+            return dict(line.split(": ", 1) for line in (await ws.recv()).split("\n"))
+    facts = run(go())
+    assert facts["resource"] == "/request_facts"
+    assert facts["query"] == "room=7&x=%20y"
+    assert facts["origin"] == "https://app.example"
+    assert facts["subprotocols"] == "a.v1,b.v2"
+    assert facts["extensions"] == "permessage-deflate"
+    assert facts["cookies"] == "sid=abc,theme=dark"
+    assert facts["remote"] == "127.0.0.1"
+    assert facts["user"] == "(none)"
+    assert facts["secure"] == "false"
+    assert facts["x-test"] == "yes"
+
+
+def test_ping_with_payload_reports_the_pong(server):
+    async def go():
+        async with connect(server.url("/ping")) as ws:
+            await ws.send("ping hello")
+            return await asyncio.wait_for(ws.recv(), 5)
+    assert run(go()) == "pong hello"
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_fragmented_send_reassembles(server, compression):
+    async def go():
+        async with connect(server.url("/fragments"), compression=compression) as ws:
+            await ws.send("5")
+            return await ws.recv(), await ws.recv()
+    text, binary = run(go())
+    assert text == "0,1,2,3,4,"
+    assert binary == bytes(range(5))
+
+
+def test_fragmented_send_frames_on_the_wire(server):
+    ws = RawWebSocket(server.port, "/fragments")
+    ws.send(frame(0x1, b"3"))
+    frames = [ws.read_frame() for _ in range(6)]
+    assert frames == [(False, 0x1, b"0,"), (False, 0x0, b"1,"), (True, 0x0, b"2,"),
+                      (False, 0x2, b"\x00"), (False, 0x0, b"\x01"), (True, 0x0, b"\x02")]
+    ws.close()
+
+
+def test_passive_closing_hook_chooses_the_reply(server):
+    ws = RawWebSocket(server.port, "/passive_close")
+    ws.send(frame(0x8, (1000).to_bytes(2, "big")))
+    fin, opcode, payload = ws.read_frame()
+    assert opcode == 0x8
+    assert int.from_bytes(payload[:2], "big") == 4321
+    assert payload[2:] == b"answered 1000"
+    assert ws.at_eof()
+    ws.close()
+
+
+def test_handler_logs_at_the_configured_level(server):
+    async def go(srv):
+        async with connect(srv.url("/logging")) as ws:
+            await ws.send("x")
+            assert await ws.recv() == "x"
+    run(go(server))
+    log = server.error_log
+    assert "info line from a handler peer=127.0.0.1" in log
+    assert "[client 127.0.0.1" in next(line for line in log.splitlines() if "info line from a handler" in line)
+    assert "debug line from a handler" not in log  # run-httpd's LogLevel is swiftwebsocket:info
+
+
+def test_loglevel_debug_shows_handler_debug_lines(tmp_path_factory):
+    root = tmp_path_factory.mktemp("handlers")
+    build_handler(TEST_HANDLERS / "logging_wsh.swift", root)
+    server = start_httpd(tmp_path_factory, handler_root=root, extra_conf="LogLevel swiftwebsocket:debug\n")
+    try:
+        async def go():
+            async with connect(server.url("/logging")) as ws:
+                await ws.send("x")
+                await ws.recv()
+        run(go())
+        assert "debug line from a handler" in server.error_log
+    finally:
+        server.stop()
