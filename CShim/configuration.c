@@ -22,13 +22,9 @@ void *swiftws_merge_server_config(apr_pool_t *p, void *base_, void *vhost_)
 {
     swiftws_server_config *base = base_, *vhost = vhost_;
     swiftws_server_config *conf = apr_pcalloc(p, sizeof(*conf));
-    /* A virtual host with a root of its own takes none of the main
-     * server's handler settings: a scan directory or map file is only
-     * meaningful under the root it was written for. */
-    const swiftws_server_config *from = vhost->handler_root ? vhost : base;
-    conf->handler_root = from->handler_root;
-    conf->scan_directory = from->scan_directory;
-    conf->map_file = from->map_file;
+    conf->handler_root = vhost->handler_root ? vhost->handler_root : base->handler_root;
+    conf->scan_directory = vhost->scan_directory ? vhost->scan_directory : base->scan_directory;
+    conf->map_file = vhost->map_file ? vhost->map_file : base->map_file;
     conf->allow_outside_root = vhost->allow_outside_root >= 0 ? vhost->allow_outside_root
                                                               : base->allow_outside_root;
     return conf;
@@ -100,26 +96,10 @@ static const char *set_handler_root(cmd_parms *cmd, void *dummy, const char *arg
     return error ? apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name, arg, error) : NULL;
 }
 
-/* Relative to the handler root, which must come first. */
+/* Checked against the (merged) handler root when handlers load. */
 static const char *set_scan_directory(cmd_parms *cmd, void *dummy, const char *arg)
 {
-    swiftws_server_config *conf = server_config(cmd);
-    const char *canonical = NULL, *error;
-    if (!conf->handler_root) {
-        return apr_psprintf(cmd->pool, "%s must follow SwiftWebSocketHandlerRoot", cmd->cmd->name);
-    }
-    error = swiftws_canonical_directory(cmd->pool,
-                                        arg[0] == '/' ? arg : apr_pstrcat(cmd->pool, conf->handler_root,
-                                                                          "/", arg, NULL),
-                                        &canonical);
-    if (error) {
-        return apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name, arg, error);
-    }
-    if (strcmp(canonical, conf->handler_root) != 0 && !swiftws_path_is_inside(conf->handler_root, canonical)) {
-        return apr_psprintf(cmd->pool, "%s %s: %s is not inside the handler root %s", cmd->cmd->name,
-                            arg, canonical, conf->handler_root);
-    }
-    conf->scan_directory = canonical;
+    server_config(cmd)->scan_directory = arg;
     return NULL;
 }
 
@@ -180,18 +160,18 @@ static int is_time(const char *arg)
         unit++;
     }
     return unit != arg && (*unit == '\0' || !strcmp(unit, "ms") || !strcmp(unit, "s")
-                           || !strcmp(unit, "m") || !strcmp(unit, "mi") || !strcmp(unit, "h"));
+                           || !strcmp(unit, "mi") || !strcmp(unit, "min") || !strcmp(unit, "h"));
 }
 
 /* A time in seconds, or with a unit as in httpd's own directives ("500ms",
- * "2m"). cmd->info says whether 0 (off) is allowed. */
+ * "2min"). cmd->info says whether 0 (off) is allowed. */
 static const char *set_duration(cmd_parms *cmd, void *dir_config, const char *arg)
 {
     const number_directive *spec = cmd->info;
     apr_interval_time_t duration;
     if (!is_time(arg) || ap_timeout_parameter_parse(arg, &duration, "s") != APR_SUCCESS
         || duration < spec->min * 1000) {
-        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a time (seconds, or with ms, s, m or h)%s",
+        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a time (seconds, or with ms, s, min or h)%s",
                             cmd->cmd->name, arg, spec->min == 0 ? "; 0 turns it off" : " above 0");
     }
     *(apr_int64_t *)((char *)dir_config + spec->offset) = duration / 1000;
@@ -252,7 +232,8 @@ const command_rec swiftws_commands[] = {
     AP_INIT_TAKE1("SwiftWebSocketHandlerRoot", set_handler_root, NULL, RSRC_CONF,
                   "Directory whose <resource>_wsh.so files serve WebSocket requests"),
     AP_INIT_TAKE1("SwiftWebSocketHandlerScan", set_scan_directory, NULL, RSRC_CONF,
-                  "Only load handlers from this directory inside the handler root (default: all of it)"),
+                  "Only load handlers from this directory inside the handler root, relative to it or "
+                  "absolute (default: all of it)"),
     AP_INIT_TAKE1("SwiftWebSocketHandlerMap", set_map_file, NULL, RSRC_CONF,
                   "File of \"alias-path existing-path\" lines: more resource paths for loaded handlers"),
     AP_INIT_FLAG("SwiftWebSocketAllowHandlersOutsideRoot", set_allow_outside_root, NULL, RSRC_CONF,

@@ -15,7 +15,7 @@
 
 typedef struct {
     const char *handler_root;     /* canonical path, NULL when unset */
-    const char *scan_directory;   /* canonical, inside the root; NULL: the root */
+    const char *scan_directory;   /* as written (relative to the root); NULL: the root */
     const char *map_file;         /* absolute path, NULL when unset */
     int allow_outside_root;       /* -1 unset, 0, 1 */
     apr_hash_t *handlers;         /* resource -> swiftws_handler_entry, built in post_config */

@@ -37,6 +37,17 @@ const char *swiftws_canonical_directory(apr_pool_t *p, const char *path, const c
     return NULL;
 }
 
+const char *swiftws_scan_directory(apr_pool_t *p, const char *root, const char *directory,
+                                   const char **canonical)
+{
+    const char *path = directory[0] == '/' ? directory : apr_pstrcat(p, root, "/", directory, NULL);
+    const char *error = swiftws_canonical_directory(p, path, canonical);
+    if (!error && strcmp(*canonical, root) != 0 && !swiftws_path_is_inside(root, *canonical)) {
+        error = apr_psprintf(p, "%s is not inside the handler root %s", *canonical, root);
+    }
+    return error ? apr_psprintf(p, "SwiftWebSocketHandlerScan %s: %s", directory, error) : NULL;
+}
+
 int swiftws_path_is_inside(const char *root, const char *path)
 {
     size_t n = strlen(root);
@@ -68,6 +79,7 @@ typedef struct {
     apr_off_t size;
     void *handler_type;   /* NULL: loaded, but refused for `refusal` */
     const char *refusal;
+    const char *abi;      /* the handler's engine ABI, NULL if it has none */
 } loaded_handler;
 
 static apr_hash_t *loaded_handlers(server_rec *s)
@@ -122,10 +134,17 @@ static const char *private_copy(apr_pool_t *p, const char *path, const char **wh
     return name;
 }
 
+static const char *abi_mismatch(apr_pool_t *p, const char *handler_abi)
+{
+    return apr_psprintf(p, "built against engine %s, but this module is %s; rebuild it "
+                        "with swiftwebsocket-build", handler_abi, SWIFTWS_ENGINE_ABI);
+}
+
 /* Loads one shared object and returns its handler type, or NULL with
  * *why set. *mapped says whether the object is now in the process (it may
- * be, and still be refused). */
-static void *open_handler(apr_pool_t *p, const char *path, const char **why, int *mapped)
+ * be, and still be refused); *abi is its engine ABI when it has one. */
+static void *open_handler(apr_pool_t *p, const char *path, const char **why, int *mapped,
+                          const char **abi_found)
 {
     void *dso = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     swiftws_handler_abi_fn abi;
@@ -143,9 +162,9 @@ static void *open_handler(apr_pool_t *p, const char *path, const char **why, int
         return NULL;
     }
     handler_abi = abi();
+    *abi_found = handler_abi;
     if (strcmp(handler_abi, SWIFTWS_ENGINE_ABI) != 0) {
-        *why = apr_psprintf(p, "built against engine %s, but this module is %s; rebuild it "
-                            "with swiftwebsocket-build", handler_abi, SWIFTWS_ENGINE_ABI);
+        *why = abi_mismatch(p, handler_abi);
         return NULL;
     }
     return type();
@@ -158,6 +177,7 @@ static void *load_handler(apr_pool_t *p, server_rec *s, const char *resolved, co
     loaded_handler *current;
     apr_finfo_t finfo;
     const char *load_from = resolved;
+    const char *abi = NULL;
     int mapped = 0;
     apr_status_t rv = apr_stat(&finfo, resolved, APR_FINFO_IDENT | APR_FINFO_MTIME | APR_FINFO_SIZE, p);
     if (rv != APR_SUCCESS) {
@@ -166,6 +186,11 @@ static void *load_handler(apr_pool_t *p, server_rec *s, const char *resolved, co
     }
     if (previous && previous->inode == finfo.inode && previous->device == finfo.device
         && previous->mtime == finfo.mtime && previous->size == finfo.size) {
+        /* The module may have been upgraded since: check the ABI again. */
+        if (previous->abi && strcmp(previous->abi, SWIFTWS_ENGINE_ABI) != 0) {
+            *why = abi_mismatch(p, previous->abi);
+            return NULL;
+        }
         *why = previous->refusal;
         return previous->handler_type;
     }
@@ -176,7 +201,7 @@ static void *load_handler(apr_pool_t *p, server_rec *s, const char *resolved, co
         }
     }
     current = apr_pcalloc(s->process->pool, sizeof(*current));
-    current->handler_type = open_handler(p, load_from, why, &mapped);
+    current->handler_type = open_handler(p, load_from, why, &mapped, &abi);
     if (load_from != resolved) {
         apr_file_remove(load_from, p);
     }
@@ -188,6 +213,7 @@ static void *load_handler(apr_pool_t *p, server_rec *s, const char *resolved, co
     current->mtime = finfo.mtime;
     current->size = finfo.size;
     current->refusal = current->handler_type ? NULL : apr_pstrdup(s->process->pool, *why);
+    current->abi = abi ? apr_pstrdup(s->process->pool, abi) : NULL;
     apr_hash_set(loaded, apr_pstrdup(s->process->pool, resolved), APR_HASH_KEY_STRING, current);
     if (previous && current->handler_type) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "reloaded changed WebSocket handler %s", resolved);

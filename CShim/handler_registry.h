@@ -29,6 +29,12 @@ typedef struct {
  * searchable directory. Returns NULL, or a message saying what is wrong. */
 const char *swiftws_canonical_directory(apr_pool_t *p, const char *path, const char **canonical);
 
+/* Resolves SwiftWebSocketHandlerScan's `directory` (relative to `root`, or
+ * absolute) to a canonical directory inside `root`. Returns NULL, or what
+ * is wrong. */
+const char *swiftws_scan_directory(apr_pool_t *p, const char *root, const char *directory,
+                                   const char **canonical);
+
 /* Whether canonical `path` lies strictly inside canonical `root`. */
 int swiftws_path_is_inside(const char *root, const char *path);
 

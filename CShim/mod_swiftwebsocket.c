@@ -22,7 +22,9 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "http_ssl.h"
+#include "ap_mpm.h"
 #include "mpm_common.h"
+#include "scoreboard.h"
 #include "util_filter.h"
 #include "apr_base64.h"
 #include "apr_sha1.h"
@@ -53,10 +55,16 @@ static int load_all_handlers(apr_pool_t *pconf, server_rec *main_server)
             continue;
         }
         source.root = conf->handler_root;
-        source.scan_directory = conf->scan_directory;
+        source.scan_directory = NULL;
         source.map_file = conf->map_file;
         source.allow_outside_root = conf->allow_outside_root == 1;
-        error = swiftws_load_handlers(pconf, s, &source, &conf->handlers);
+        error = conf->scan_directory
+                    ? swiftws_scan_directory(pconf, conf->handler_root, conf->scan_directory,
+                                             &source.scan_directory)
+                    : NULL;
+        if (!error) {
+            error = swiftws_load_handlers(pconf, s, &source, &conf->handlers);
+        }
         if (error) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "%s", error);
             return HTTP_INTERNAL_SERVER_ERROR;
@@ -80,11 +88,17 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return load_all_handlers(pconf, s);
 }
 
-/* A graceful restart or stop: WebSockets would otherwise keep this old
- * child alive for as long as their clients stay. */
+/* A restart: WebSockets would otherwise keep this old generation's child
+ * alive for as long as their clients stay. A child retired for another
+ * reason (MaxConnectionsPerChild, fewer idle threads wanted) keeps its
+ * WebSockets until they end. */
 static void child_stopping(apr_pool_t *pchild, int graceful)
 {
-    swiftws_bridge_child_stopping();
+    int generation = 0;
+    if (ap_mpm_query(AP_MPMQ_GENERATION, &generation) == APR_SUCCESS && ap_scoreboard_image
+        && ap_scoreboard_image->global->running_generation != generation) {
+        swiftws_bridge_child_stopping();
+    }
 }
 
 static int is_upgrade_to_websocket(request_rec *r)
@@ -265,6 +279,14 @@ static void switch_to_connection_filters(request_rec *r)
     c->keepalive = AP_CONN_CLOSE;
 }
 
+/* Copies one header as its own line: merging would join two Set-Cookie
+ * headers into one. */
+static int add_header(void *table, const char *name, const char *value)
+{
+    apr_table_addn(table, name, value);
+    return 1;
+}
+
 static int websocket_handler(request_rec *r)
 {
     const swiftws_handler_entry *entry =
@@ -296,13 +318,13 @@ static int websocket_handler(request_rec *r)
     session = swiftws_session_open(entry->handler_type, describe_request(r, conf), io,
                                    &status, &subprotocol);
     if (!session) {
-        apr_table_overlap(r->err_headers_out, io->response_headers, APR_OVERLAP_TABLES_MERGE);
+        apr_table_do(add_header, r->err_headers_out, io->response_headers, NULL);
         return status;
     }
     apr_pool_cleanup_register(r->pool, session, free_session, apr_pool_cleanup_null);
 
     r->status = HTTP_SWITCHING_PROTOCOLS;
-    apr_table_overlap(r->headers_out, io->response_headers, APR_OVERLAP_TABLES_MERGE);
+    apr_table_do(add_header, r->headers_out, io->response_headers, NULL);
     apr_table_setn(r->headers_out, "Upgrade", "websocket");
     apr_table_setn(r->headers_out, "Connection", "Upgrade");
     apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", accept_value(r->pool, key));

@@ -6,6 +6,9 @@ final class Deflater {
     /// What a sync flush ends with: the empty stored block a sender strips
     /// from each compressed message and a receiver appends (RFC 7692 7.2.1).
     static let syncFlushTail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+    /// A whole empty stored block from a byte boundary: its header bits,
+    /// then the tail.
+    static let emptyStoredBlock: [UInt8] = [0x00] + syncFlushTail
 
     private let stream: UnsafeMutablePointer<z_stream>
 
@@ -55,6 +58,11 @@ final class Deflater {
             guard status == Z_OK || status == Z_BUF_ERROR else { return false }
             // A sync flush is complete when zlib left output room unused.
             if stream.pointee.avail_in == 0 && unused > 0 { break }
+        }
+        if output.isEmpty && input.isEmpty {
+            // Nothing in, nothing pending after an earlier flush: zlib
+            // writes no block at all. An empty stored block says the same.
+            output = Self.emptyStoredBlock
         }
         guard output.suffix(4).elementsEqual(Self.syncFlushTail) else { return false }
         if endOfMessage { output.removeLast(4) }

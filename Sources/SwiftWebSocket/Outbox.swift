@@ -56,14 +56,14 @@ final class Outbox: Sendable {
     }
 
     /// Everything queued, and whether a send was refused for lack of room
-    /// since the last call.
+    /// (the outbox then refuses every later item).
     func takeAll() -> (items: [Item], overflowed: Bool) {
         state.withLock { state in
             defer {
                 state.items = []
                 state.queuedBytes = 0
                 state.wakePending = false
-                state.overflowed = false
+                if state.overflowed { state.isOpen = false }
             }
             return (state.items, state.overflowed)
         }

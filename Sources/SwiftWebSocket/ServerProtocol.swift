@@ -383,13 +383,6 @@ public struct ServerProtocol {
         return true
     }
 
-    /// The header of an outgoing uncompressed data frame, or nil once a
-    /// close was sent: RFC 6455 forbids data after the close frame.
-    public func dataFrameHeader(opcode: Opcode, fin: Bool, payloadLength: Int) -> EncodedFrameHeader? {
-        guard state == .open else { return nil }
-        return EncodedFrameHeader(fin: fin, opcode: opcode, payloadLength: payloadLength)
-    }
-
     /// A frame ready to send: write `header`, then `compressedPayload` if
     /// `isCompressed`, else the payload as given.
     public struct OutgoingFrame {
@@ -422,16 +415,20 @@ public struct ServerProtocol {
     /// permessage-deflate every fragment is compressed, whatever its size,
     /// and the message's compressed bytes are the fragments' concatenation
     /// (RFC 7692 6.1). Nil once a close was sent, or received unless this
-    /// continues a message already begun.
+    /// continues a message already begun; nil too if zlib fails in the
+    /// middle of a message, which then queues a close with 1011.
     public mutating func prepareFragment(opcode: Opcode, payload: UnsafeRawBufferPointer, isFinal: Bool) -> OutgoingFrame? {
         let isFirst = !isSendingFragments
         guard state == .open || (state == .closeReceived && !isFirst) else { return nil }
         var compressed = outgoingFragmentsCompressed ?? (compression != nil)
         if compressed && !compress(payload, endOfMessage: isFinal) {
-            // A deflate stream cannot be abandoned mid-message; the only way
-            // on is to fail the connection. Before the first fragment, send
-            // this message plain instead.
-            guard isFirst else { return nil }
+            // Before the first fragment, send this message plain instead. A
+            // message half sent cannot be finished: end the connection.
+            guard isFirst else {
+                outgoingFragmentsCompressed = nil
+                close(code: .internalError, reason: "compression failed")
+                return nil
+            }
             compressed = false
         }
         outgoingFragmentsCompressed = isFinal ? nil : compressed

@@ -116,12 +116,15 @@ public final class WebSocket: @unchecked Sendable {
         return nil
     }
 
-    /// Reads what has arrived; if nothing has, acts on passed deadlines and
-    /// waits for input, a wake-up from another thread, or the next deadline.
+    /// Acts on passed deadlines, then reads what has arrived; if nothing
+    /// has, waits for input, a wake-up from another thread, or the next
+    /// deadline. Deadlines are looked at on every pass, so a client that
+    /// never stops sending still meets the idle and closing timeouts.
     private func readOrWait() throws {
-        if try readAvailable() { return }
-        guard let deadline = try nextDeadline() else {
-            if !transportClosed { _ = try io.wait(timeout: nil) }
+        let deadline = try nextDeadline()
+        guard !transportClosed, try !readAvailable() else { return }
+        guard let deadline else {
+            _ = try io.wait(timeout: nil)
             return
         }
         let now = clock.now
@@ -267,6 +270,8 @@ public final class WebSocket: @unchecked Sendable {
     /// empty one) unless one went out already.
     package func finish(code: CloseCode?, reason: String = "") {
         outbox.close()
+        // The handler's closure may hold the socket: break the cycle.
+        onPong = nil
         try? closeAsOwner(code: code, reason: reason)
     }
 
@@ -277,7 +282,12 @@ public final class WebSocket: @unchecked Sendable {
             try io.checkAccess()
             return true
         } catch .wrongThread {
-            if try outbox.enqueue(item) { io.wake() }
+            do {
+                if try outbox.enqueue(item) { io.wake() }
+            } catch .peerTooSlow {
+                io.wake()  // the owner closes it
+                throw WebSocketError.peerTooSlow
+            }
             return false
         }
     }
@@ -316,6 +326,7 @@ public final class WebSocket: @unchecked Sendable {
     private func sendFragment(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, isFinal: Bool) throws {
         if let started = fragmentedOpcode, started != opcode { throw WebSocketError.fragmentedMessageInProgress }
         guard !transportClosed, let frame = engine.prepareFragment(opcode: opcode, payload: payload, isFinal: isFinal) else {
+            try? flushPendingOutput()  // the close a compression failure queued
             throw WebSocketError.closed
         }
         fragmentedOpcode = isFinal ? nil : opcode
@@ -339,6 +350,11 @@ public final class WebSocket: @unchecked Sendable {
 
     private func closeAsOwner(code: CloseCode?, reason: String) throws {
         guard !transportClosed else { return }
+        var code = code
+        if let chosen = code, !chosen.isValidOnWire {
+            io.log(.error, "close code \(chosen) may not be sent; closing with 1000")
+            code = .normalClosure
+        }
         if engine.state == .closeReceived {
             engine.close(code: code, reason: reason)
             try flushPendingOutput()

@@ -18,7 +18,7 @@ public enum WebSocketError: Error, Equatable, Sendable, CustomStringConvertible 
         switch self {
         case .closed: return "the WebSocket connection is closed"
         case .transportFailed(let why): return "connection I/O failed: \(why)"
-        case .wrongThread: return "WebSocket read from a thread other than its handler's"
+        case .wrongThread: return "WebSocket used from a thread other than its handler's for what only that thread may do"
         case .peerTooSlow: return "the peer reads too slowly; it is being disconnected"
         case .fragmentedMessageInProgress: return "a fragmented message is still being sent"
         }

@@ -121,15 +121,10 @@ final class Session {
         defer { io.detach() }
         do {
             try handler.transferData(socket)
-            if socket.owesCloseReply {
-                let reply = passiveCloseReply(to: socket)
-                socket.finish(code: reply.code, reason: reply.reason)
-            } else {
-                socket.finish(code: .normalClosure)
-            }
+            finishAfterHandler(socket)
         } catch WebSocketError.closed {
             // The handler tried to send after the peer closed: not its fault.
-            socket.finish(code: .normalClosure)
+            finishAfterHandler(socket)
         } catch let error as WebSocketError {
             io.log(.info, "\(handlerName): \(error)")
             socket.finish(code: .internalError)
@@ -137,6 +132,17 @@ final class Session {
             io.log(.error, "\(handlerName).transferData threw \(error); closing with 1011")
             socket.finish(code: .internalError)
         }
+    }
+
+    /// Closes with 1000, or answers the client's close as the handler's
+    /// passive closing hook says.
+    private func finishAfterHandler(_ socket: WebSocket) {
+        guard socket.owesCloseReply else {
+            socket.finish(code: .normalClosure)
+            return
+        }
+        let reply = passiveCloseReply(to: socket)
+        socket.finish(code: reply.code, reason: reply.reason)
     }
 
     /// The handler's answer to the client's close, if it is one that may be

@@ -4,6 +4,7 @@ import Glibc
 import CEventFD
 import CSwiftWebSocketABI
 import SwiftWebSocket
+import Synchronization
 
 /// `ConnectionIO` over the shim's callbacks: reads, waits and writes go
 /// through the connection's filters, log lines to the error log with the
@@ -18,29 +19,35 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
     /// and only to learn whether they are the owner.
     private var io: UnsafeMutableRawPointer?
     private let owner = pthread_self()
-    /// Readable while a wake-up is pending; -1 if none could be made (then
-    /// queued messages wait for the owner's next read or send).
-    private let wakeDescriptor: Int32
+    /// An eventfd, readable while a wake-up is pending; -1 once the request
+    /// ended, or if none could be made (then queued messages wait for the
+    /// owner's next read or send). Locked, so a late `wake` never writes
+    /// to a descriptor closed and reused meanwhile.
+    private let wakeDescriptor: Mutex<Int32>
     let logLevel: LogLevel
 
     init(_ io: UnsafeMutableRawPointer) {
         self.io = io
-        self.wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        let descriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        self.wakeDescriptor = Mutex(descriptor)
         self.logLevel = LogLevel(apacheLevel: host.log_level(io))
-        if wakeDescriptor >= 0 { ProcessShutdown.register(wakeDescriptor) }
-    }
-
-    deinit {
-        if wakeDescriptor >= 0 {
-            ProcessShutdown.unregister(wakeDescriptor)
-            close(wakeDescriptor)
-        }
+        if descriptor >= 0 { ProcessShutdown.register(descriptor) }
     }
 
     var isStopping: Bool { ProcessShutdown.isStopping }
 
-    /// Called when the request ends: every later call fails or is dropped.
-    func detach() { io = nil }
+    /// Called when the request ends: every later call fails or is dropped,
+    /// and the eventfd is closed (a `WebSocket` kept by other threads
+    /// must not hold a descriptor).
+    func detach() {
+        io = nil
+        wakeDescriptor.withLock { descriptor in
+            guard descriptor >= 0 else { return }
+            ProcessShutdown.unregister(descriptor)
+            close(descriptor)
+            descriptor = -1
+        }
+    }
 
     private var onOwnerThread: Bool { pthread_equal(owner, pthread_self()) != 0 }
 
@@ -66,12 +73,15 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
 
     func wait(timeout: Duration?) throws(WebSocketError) -> WaitOutcome {
         let milliseconds = timeout.map { Self.milliseconds(rounding: $0) } ?? -1
-        switch host.wait(try usableIO(), wakeDescriptor, milliseconds) {
+        // Only the owner closes the descriptor (in detach), so it stays
+        // valid for this call.
+        let descriptor = wakeDescriptor.withLock { $0 }
+        switch host.wait(try usableIO(), descriptor, milliseconds) {
         case Int32(SWIFTWS_WAIT_READABLE):
             return .readable
         case Int32(SWIFTWS_WAIT_WOKEN):
             var counter: UInt64 = 0
-            _ = Glibc.read(wakeDescriptor, &counter, MemoryLayout<UInt64>.size)
+            _ = Glibc.read(descriptor, &counter, MemoryLayout<UInt64>.size)
             return .woken
         case Int32(SWIFTWS_WAIT_TIMEOUT):
             return .timedOut
@@ -81,9 +91,11 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
     }
 
     func wake() {
-        guard wakeDescriptor >= 0 else { return }
-        var one: UInt64 = 1
-        _ = Glibc.write(wakeDescriptor, &one, MemoryLayout<UInt64>.size)
+        wakeDescriptor.withLock { descriptor in
+            guard descriptor >= 0 else { return }
+            var one: UInt64 = 1
+            _ = Glibc.write(descriptor, &one, MemoryLayout<UInt64>.size)
+        }
     }
 
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(WebSocketError) {

@@ -75,6 +75,14 @@ func serverClose(_ code: UInt16) -> [UInt8] {
     [0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF)]
 }
 
+extension ServerProtocol {
+    /// The header `prepareMessage` frames `payload` with, or nil.
+    mutating func messageHeader(opcode: Opcode, payload: [UInt8]) -> [UInt8]? {
+        payload.withUnsafeBytes { prepareMessage(opcode: opcode, payload: $0) }
+            .map { frame in frame.header.withUnsafeBytes { Array($0) } }
+    }
+}
+
 extension Array where Element == UInt8 {
     /// A server frame header with its 7-bit length replaced.
     func replacingLength(_ length: UInt8) -> [UInt8] {

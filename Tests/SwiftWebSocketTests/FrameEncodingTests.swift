@@ -1,7 +1,7 @@
 import Testing
 @testable import SwiftWebSocket
 
-/// Server frame headers (`EncodedFrameHeader`, `dataFrameHeader`) and the
+/// Server frame headers (`EncodedFrameHeader`, `prepareMessage`) and the
 /// header parser on its own.
 @Suite struct FrameEncodingTests {
     static func bytes(_ header: EncodedFrameHeader) -> [UInt8] {
@@ -35,28 +35,30 @@ import Testing
         #expect(Self.bytes(EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: .binary, payloadLength: 1)) == [0xC2, 0x01])
     }
 
-    @Test func dataFrameHeaderWhileOpen() throws {
-        let engine = ServerProtocol()
-        let header = try #require(engine.dataFrameHeader(opcode: .binary, fin: true, payloadLength: 300))
-        #expect(Self.bytes(header) == [0x82, 0x7E, 0x01, 0x2C])
-        let fragment = try #require(engine.dataFrameHeader(opcode: .text, fin: false, payloadLength: 0))
-        #expect(Self.bytes(fragment) == [0x01, 0x00])
+    @Test func prepareMessageWhileOpen() throws {
+        var engine = ServerProtocol()
+        let framed = engine.messageHeader(opcode: .binary, payload: [UInt8](repeating: 0, count: 300))
+        let header = try #require(framed)
+        #expect(header == [0x82, 0x7E, 0x01, 0x2C])
     }
 
-    @Test func dataFrameHeaderIsNilAfterClose() {
+    @Test func prepareMessageIsNilAfterClose() {
         var engine = ServerProtocol()
         engine.close()
         #expect(engine.state == .closeSent)
-        #expect(engine.dataFrameHeader(opcode: .text, fin: true, payloadLength: 1) == nil)
+        let framed = engine.messageHeader(opcode: .text, payload: [1])
+        #expect(framed == nil)
     }
 
-    @Test func dataFrameHeaderIsNilAfterPeerCloseOrFailure() {
+    @Test func prepareMessageIsNilAfterPeerCloseOrFailure() {
         var closed = Harness()
         closed.feed(closeFrame(code: 1000))
-        #expect(closed.engine.dataFrameHeader(opcode: .binary, fin: true, payloadLength: 1) == nil)
+        let afterClose = closed.engine.messageHeader(opcode: .binary, payload: [1])
+        #expect(afterClose == nil)
         var failed = Harness()
         failed.feed(clientFrame(rsv: 2, opcode: Op.binary))
-        #expect(failed.engine.dataFrameHeader(opcode: .binary, fin: true, payloadLength: 1) == nil)
+        let afterFailure = failed.engine.messageHeader(opcode: .binary, payload: [1])
+        #expect(afterFailure == nil)
     }
 
     @Test func opcodeClassification() {

@@ -2,12 +2,14 @@
 fragmented sends, the passive closing hook, and logging."""
 
 import asyncio
+import re
+import subprocess
 
 import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from conftest import TEST_HANDLERS, build_handler, serve, start_httpd
+from conftest import TEST_HANDLERS, TOP, build_handler, serve, start_httpd
 from rawws import RawWebSocket, frame
 
 API_HANDLERS = ("ping_wsh.swift", "fragments_wsh.swift", "passive_close_wsh.swift",
@@ -109,3 +111,26 @@ def test_loglevel_debug_shows_handler_debug_lines(tmp_path_factory):
         assert "debug line from a handler" in server.error_log
     finally:
         server.stop()
+
+
+def test_readme_handler_builds_and_serves(tmp_path_factory):
+    """The handler in README's "Writing a handler", built as it says."""
+    readme = (TOP / "README.md").read_text()
+    section = readme[readme.index("## Writing a handler"):]
+    source = re.search(r"```swift\n(.*?)```", section, re.S).group(1)
+    root = tmp_path_factory.mktemp("readme")
+    (root / "greet_wsh.swift").write_text(source)
+    subprocess.run([str(TOP / "bin/swiftwebsocket-build"), str(root / "greet_wsh.swift")],
+                   check=True, capture_output=True)
+    server = start_httpd(tmp_path_factory, handler_root=root)
+    try:
+        async def go():
+            async with connect(server.url("/greet"), subprotocols=["greet.v1", "greet.v2"],
+                               additional_headers={"Cookie": "name=Ada"}) as ws:
+                greeting = await ws.recv()
+                await ws.send("abc")
+                return ws.subprotocol, greeting, await ws.recv()
+        assert run(go()) == ("greet.v2", "hello, Ada", "ABC")
+    finally:
+        server.stop()
+    assert "greeting Ada" in server.error_log
