@@ -37,21 +37,22 @@ const char *swiftws_canonical_directory(apr_pool_t *p, const char *path, const c
     return NULL;
 }
 
+/* Whether canonical `path` lies strictly inside canonical `root`. */
+static int is_inside(const char *root, const char *path)
+{
+    size_t n = strlen(root);
+    return strncmp(root, path, n) == 0 && path[n] == '/';
+}
+
 const char *swiftws_scan_directory(apr_pool_t *p, const char *root, const char *directory,
                                    const char **canonical)
 {
     const char *path = directory[0] == '/' ? directory : apr_pstrcat(p, root, "/", directory, NULL);
     const char *error = swiftws_canonical_directory(p, path, canonical);
-    if (!error && strcmp(*canonical, root) != 0 && !swiftws_path_is_inside(root, *canonical)) {
+    if (!error && strcmp(*canonical, root) != 0 && !is_inside(root, *canonical)) {
         error = apr_psprintf(p, "%s is not inside the handler root %s", *canonical, root);
     }
     return error ? apr_psprintf(p, "SwiftWebSocketHandlerScan %s: %s", directory, error) : NULL;
-}
-
-int swiftws_path_is_inside(const char *root, const char *path)
-{
-    size_t n = strlen(root);
-    return strncmp(root, path, n) == 0 && path[n] == '/';
 }
 
 static int has_handler_suffix(const char *name)
@@ -250,7 +251,7 @@ static void scan(apr_pool_t *p, server_rec *s, const swiftws_handler_source *sou
             ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, "ignoring %s: cannot resolve it", path);
             continue;
         }
-        if (!swiftws_path_is_inside(source->root, resolved) && !source->allow_outside_root) {
+        if (!is_inside(source->root, resolved) && !source->allow_outside_root) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "ignoring %s: it resolves outside the handler root %s "
                          "(see SwiftWebSocketAllowHandlersOutsideRoot)", path, source->root);

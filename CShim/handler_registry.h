@@ -35,9 +35,6 @@ const char *swiftws_canonical_directory(apr_pool_t *p, const char *path, const c
 const char *swiftws_scan_directory(apr_pool_t *p, const char *root, const char *directory,
                                    const char **canonical);
 
-/* Whether canonical `path` lies strictly inside canonical `root`. */
-int swiftws_path_is_inside(const char *root, const char *path);
-
 /* Loads the handlers `source` names into *handlers. Each handler that
  * cannot load is logged with the file and the reason, and the others still
  * load. Returns NULL, or why the configuration is unusable (a malformed map

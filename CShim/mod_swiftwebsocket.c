@@ -294,7 +294,6 @@ static int websocket_handler(request_rec *r)
     swiftws_dir_config *conf;
     swiftws_io *io;
     const char *key = NULL;
-    const char *subprotocol = NULL;
     const char *origin;
     void *session;
     int status;
@@ -315,8 +314,7 @@ static int websocket_handler(request_rec *r)
     }
 
     io = swiftws_io_create(r);
-    session = swiftws_session_open(entry->handler_type, describe_request(r, conf), io,
-                                   &status, &subprotocol);
+    session = swiftws_session_open(entry->handler_type, describe_request(r, conf), io, &status);
     if (!session) {
         apr_table_do(add_header, r->err_headers_out, io->response_headers, NULL);
         return status;
@@ -328,9 +326,6 @@ static int websocket_handler(request_rec *r)
     apr_table_setn(r->headers_out, "Upgrade", "websocket");
     apr_table_setn(r->headers_out, "Connection", "Upgrade");
     apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", accept_value(r->pool, key));
-    if (subprotocol) {
-        apr_table_set(r->headers_out, "Sec-WebSocket-Protocol", subprotocol);
-    }
     ap_send_interim_response(r, 1);
     switch_to_connection_filters(r);
 

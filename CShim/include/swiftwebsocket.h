@@ -94,10 +94,11 @@ void swiftws_bridge_child_stopping(void);
 
 /* Creates the handler instance and runs its extra handshake. Returns the
  * session, or NULL when the handler rejected the request: *status is then
- * the HTTP status to answer. On success *subprotocol is the chosen
- * subprotocol or NULL, owned by the session (valid until it is freed). */
+ * the HTTP status to answer. Either way the headers to answer with
+ * (Sec-WebSocket-Protocol, Sec-WebSocket-Extensions, the handler's own)
+ * have gone through add_response_header. */
 void *swiftws_session_open(void *handler_type, const swiftws_request *request,
-                           void *io, int *status, const char **subprotocol);
+                           void *io, int *status);
 
 /* Runs the handler's transferData on this thread until the connection ends,
  * including the close handshake. */

@@ -7,10 +7,10 @@ package protocol ConnectionIO: AnyObject, Sendable {
     /// byte), 0 at the end of the stream, or nil when nothing is there yet.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int?
     /// Waits until input may have arrived, `wake()` was called, or
-    /// `timeout` passed (nil: no limit). A host that cannot wait for two
-    /// things at once (an HTTP/2 stream) waits for input alone, bounded by
-    /// its own timeout, and reports `.timedOut` when that expires.
-    func wait(timeout: Duration?) throws(WebSocketError) -> WaitOutcome
+    /// `timeout` passed (nil: no limit); the caller then looks at all
+    /// three. A host that cannot wait for two things at once (an HTTP/2
+    /// stream) waits for input alone, bounded by its own timeout.
+    func wait(timeout: Duration?) throws(WebSocketError)
     /// Ends a `wait` in progress, or the next one. Any thread, any time,
     /// also after the connection ended.
     func wake()
@@ -28,10 +28,6 @@ package protocol ConnectionIO: AnyObject, Sendable {
     /// `.closed` once its request ended; checked before any state is
     /// touched, so a misused `WebSocket` stays intact.
     func checkAccess() throws(WebSocketError)
-}
-
-package enum WaitOutcome: Sendable {
-    case readable, woken, timedOut
 }
 
 /// Apache's levels (APLOG_*), so the shim passes them through unchanged.

@@ -73,11 +73,12 @@ public struct ServerProtocol {
     /// Created on the first compressed send; dropped after each one with
     /// server_no_context_takeover, so idle connections hold no zlib memory.
     private var deflater: Deflater?
-    /// Whether the data message being sent in fragments is compressed, or
-    /// nil when none is in progress.
-    private var outgoingFragmentsCompressed: Bool?
+    /// The data message being sent in fragments, if one is in progress:
+    /// its type and whether it is compressed.
+    private var outgoingFragments: (opcode: Opcode, compressed: Bool)?
     /// The compressed payload of the frame last prepared by
-    /// `prepareMessage` or `prepareFragment`, to be written after its header.
+    /// `prepareMessage` or `prepareFragment`, to be written after its header;
+    /// then the driver calls `compressedPayloadWritten()`.
     public private(set) var compressedPayload: [UInt8] = []
     private var controlBuffer: [UInt8] = []
     private var utf8 = UTF8Validator()
@@ -390,15 +391,16 @@ public struct ServerProtocol {
         public var isCompressed: Bool
     }
 
-    /// Whether a message sent with `prepareFragment` is still unfinished.
-    public var isSendingFragments: Bool { outgoingFragmentsCompressed != nil }
+    /// The type of the message being sent with `prepareFragment`, while it
+    /// is unfinished.
+    public var fragmentedMessageOpcode: Opcode? { outgoingFragments?.opcode }
 
     /// Frames one whole message, compressing it when permessage-deflate was
     /// agreed and it is at least `minimumSize` bytes. Nil once a close was
     /// sent or received, or while a fragmented message is unfinished. A
     /// message zlib cannot compress goes out uncompressed.
     public mutating func prepareMessage(opcode: Opcode, payload: UnsafeRawBufferPointer) -> OutgoingFrame? {
-        guard state == .open, !isSendingFragments else { return nil }
+        guard state == .open, outgoingFragments == nil else { return nil }
         if let compression, payload.count >= compression.minimumSize,
            compress(payload, endOfMessage: true) {
             let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
@@ -410,28 +412,29 @@ public struct ServerProtocol {
     }
 
     /// Frames the next fragment of a message sent as it is produced: the
-    /// first call starts it with `opcode`, later ones continue it (their
-    /// `opcode` is not used), the one with `isFinal` ends it. With
+    /// first call starts it with `opcode`, later ones continue it (nil if
+    /// their `opcode` differs), the one with `isFinal` ends it. With
     /// permessage-deflate every fragment is compressed, whatever its size,
     /// and the message's compressed bytes are the fragments' concatenation
     /// (RFC 7692 6.1). Nil once a close was sent, or received unless this
     /// continues a message already begun; nil too if zlib fails in the
     /// middle of a message, which then queues a close with 1011.
     public mutating func prepareFragment(opcode: Opcode, payload: UnsafeRawBufferPointer, isFinal: Bool) -> OutgoingFrame? {
-        let isFirst = !isSendingFragments
-        guard state == .open || (state == .closeReceived && !isFirst) else { return nil }
-        var compressed = outgoingFragmentsCompressed ?? (compression != nil)
+        let isFirst = outgoingFragments == nil
+        guard outgoingFragments.map({ $0.opcode == opcode }) ?? true,
+              state == .open || (state == .closeReceived && !isFirst) else { return nil }
+        var compressed = outgoingFragments?.compressed ?? (compression != nil)
         if compressed && !compress(payload, endOfMessage: isFinal) {
             // Before the first fragment, send this message plain instead. A
             // message half sent cannot be finished: end the connection.
             guard isFirst else {
-                outgoingFragmentsCompressed = nil
+                outgoingFragments = nil
                 close(code: .internalError, reason: "compression failed")
                 return nil
             }
             compressed = false
         }
-        outgoingFragmentsCompressed = isFinal ? nil : compressed
+        outgoingFragments = isFinal ? nil : (opcode, compressed)
         let header = EncodedFrameHeader(fin: isFinal, reservedBits: isFirst && compressed ? FrameHeader.rsv1 : 0,
                                         opcode: isFirst ? opcode : .continuation,
                                         payloadLength: compressed ? compressedPayload.count : payload.count)
@@ -442,7 +445,6 @@ public struct ServerProtocol {
     /// the stream is then dropped so the next message starts afresh.
     private mutating func compress(_ payload: UnsafeRawBufferPointer, endOfMessage: Bool) -> Bool {
         guard let compression else { return false }
-        if compressedPayload.capacity > Self.retainedBufferCapacity { compressedPayload = [] }
         if deflater == nil {
             deflater = Deflater(windowBits: compression.serverWindowBits,
                                 memoryLevel: compression.memoryLevel, level: compression.compressionLevel)
@@ -453,6 +455,13 @@ public struct ServerProtocol {
         }
         if endOfMessage && compression.serverNoContextTakeover { self.deflater = nil }
         return true
+    }
+
+    /// The driver wrote `compressedPayload`: its buffer is kept for the next
+    /// message, unless one large message would pin its size for the life
+    /// of the connection.
+    public mutating func compressedPayloadWritten() {
+        compressedPayload.removeAll(keepingCapacity: compressedPayload.capacity <= Self.retainedBufferCapacity)
     }
 
     private mutating func queueClose(code: CloseCode?, reason: String) {

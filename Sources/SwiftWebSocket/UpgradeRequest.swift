@@ -33,8 +33,13 @@ public struct UpgradeRequest: Sendable {
 
     /// The first value of a header, matched case-insensitively.
     public func header(_ name: String) -> String? {
+        headerValues(name).first
+    }
+
+    /// Every value of a header, matched case-insensitively, in order.
+    public func headerValues(_ name: String) -> [String] {
         let wanted = name.lowercased()
-        return headers.first { $0.name.lowercased() == wanted }?.value
+        return headers.filter { $0.name.lowercased() == wanted }.map(\.value)
     }
 
     /// The `Origin` header, if sent (browsers always send it).
@@ -43,8 +48,8 @@ public struct UpgradeRequest: Sendable {
     /// The cookies the client sent (`Cookie` headers), in order, values as
     /// sent (not %-decoded). Pairs without `=` are skipped.
     public var cookies: [(name: String, value: String)] {
-        headers.filter { $0.name.lowercased() == "cookie" }
-            .flatMap { $0.value.split(separator: ";") }
+        headerValues("Cookie")
+            .flatMap { $0.split(separator: ";") }
             .compactMap { pair in
                 guard let equals = pair.firstIndex(of: "=") else { return nil }
                 let name = pair[..<equals].trimmingWhitespace()
@@ -70,8 +75,8 @@ public struct UpgradeRequest: Sendable {
 
     /// The subprotocols the client offered, in its order of preference.
     public var requestedSubprotocols: [String] {
-        headers.filter { $0.name.lowercased() == "sec-websocket-protocol" }
-            .flatMap { $0.value.split(separator: ",") }
+        headerValues("Sec-WebSocket-Protocol")
+            .flatMap { $0.split(separator: ",") }
             .map { String($0.trimmingWhitespace()) }
             .filter { !$0.isEmpty }
     }

@@ -37,8 +37,6 @@ public final class WebSocket: @unchecked Sendable {
     private let readBuffer: UnsafeMutableRawBufferPointer
     /// Set when the stream ended or failed: no more reads or writes.
     private var transportClosed = false
-    /// The type of the message being sent in fragments, if any.
-    private var fragmentedOpcode: Opcode?
 
     private let clock = ContinuousClock()
     /// When bytes last arrived, for the keepalive ping.
@@ -124,11 +122,11 @@ public final class WebSocket: @unchecked Sendable {
         let deadline = try nextDeadline()
         guard !transportClosed, try !readAvailable() else { return }
         guard let deadline else {
-            _ = try io.wait(timeout: nil)
+            try io.wait(timeout: nil)
             return
         }
         let now = clock.now
-        if deadline > now { _ = try io.wait(timeout: deadline - now) }
+        if deadline > now { try io.wait(timeout: deadline - now) }
     }
 
     /// Reads once without waiting and feeds the engine. True if bytes came
@@ -175,7 +173,6 @@ public final class WebSocket: @unchecked Sendable {
             if now >= limit {
                 io.log(.info, "no answer to a keepalive ping within \(keepalive.pingTimeout); closing with 1011")
                 if engine.close(code: .internalError, reason: "keepalive ping timeout") { try? flushPendingOutput() }
-                outbox.close()
                 endTransport()
                 return limit
             }
@@ -296,7 +293,7 @@ public final class WebSocket: @unchecked Sendable {
     /// whose queue overflowed.
     private func deliverQueued() throws {
         // Frames of another message cannot go between a message's fragments.
-        guard !engine.isSendingFragments else { return }
+        guard engine.fragmentedMessageOpcode == nil else { return }
         let (items, overflowed) = outbox.takeAll()
         for item in items {
             switch item {
@@ -316,7 +313,7 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     private func sendMessage(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
-        guard !engine.isSendingFragments else { throw WebSocketError.fragmentedMessageInProgress }
+        guard engine.fragmentedMessageOpcode == nil else { throw WebSocketError.fragmentedMessageInProgress }
         guard !transportClosed, let frame = engine.prepareMessage(opcode: opcode, payload: payload) else {
             throw WebSocketError.closed
         }
@@ -324,12 +321,13 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     private func sendFragment(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, isFinal: Bool) throws {
-        if let started = fragmentedOpcode, started != opcode { throw WebSocketError.fragmentedMessageInProgress }
+        if let started = engine.fragmentedMessageOpcode, started != opcode {
+            throw WebSocketError.fragmentedMessageInProgress
+        }
         guard !transportClosed, let frame = engine.prepareFragment(opcode: opcode, payload: payload, isFinal: isFinal) else {
             try? flushPendingOutput()  // the close a compression failure queued
             throw WebSocketError.closed
         }
-        fragmentedOpcode = isFinal ? nil : opcode
         try writeFrame(frame, payload)
     }
 
@@ -337,10 +335,16 @@ public final class WebSocket: @unchecked Sendable {
         lastMessage = clock.now
         try flushPendingOutput()
         if frame.isCompressed {
-            let compressed = engine.compressedPayload
-            try frame.header.withUnsafeBytes { header in
-                try compressed.withUnsafeBytes { body in try write(header, body) }
+            do {
+                // A copy (shared, not duplicated): a failed write changes
+                // the engine, which must not be under access then.
+                let compressed = engine.compressedPayload
+                try frame.header.withUnsafeBytes { header in
+                    try compressed.withUnsafeBytes { body in try write(header, body) }
+                }
             }
+            // After the copy's scope, so the buffer is not shared any more.
+            engine.compressedPayloadWritten()
         } else {
             try frame.header.withUnsafeBytes { header in try write(header, payload) }
         }

@@ -8,17 +8,14 @@ public func swiftws_session_open(
     _ handlerType: UnsafeMutableRawPointer,
     _ request: UnsafePointer<swiftws_request>,
     _ io: UnsafeMutableRawPointer,
-    _ status: UnsafeMutablePointer<Int32>,
-    _ subprotocol: UnsafeMutablePointer<UnsafePointer<CChar>?>
+    _ status: UnsafeMutablePointer<Int32>
 ) -> UnsafeMutableRawPointer? {
     do {
         let session = try Session(type: HandlerType.from(handlerType), request: request, io: io)
         status.pointee = 0
-        subprotocol.pointee = session.subprotocolCString.map { UnsafePointer($0) }
         return Unmanaged.passRetained(session).toOpaque()
     } catch {
         status.pointee = error.status
-        subprotocol.pointee = nil
         return nil
     }
 }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSwiftWebSocketABI
 import SwiftWebSocket
 
@@ -17,9 +14,6 @@ final class Session {
     private var compression: PerMessageDeflate?
     private let io: ShimConnectionIO
     private var subprotocol: String?
-    /// `subprotocol` for the shim, which sends it in the 101; freed with
-    /// the session.
-    private(set) var subprotocolCString: UnsafeMutablePointer<CChar>?
 
     /// Why the handshake did not go through: the HTTP status to answer.
     struct Refused: Error { var status: Int32 }
@@ -39,10 +33,6 @@ final class Session {
         try runExtraHandshake()
     }
 
-    deinit {
-        free(subprotocolCString)
-    }
-
     private func runExtraHandshake() throws(Refused) {
         var response = UpgradeResponse(compression: configuredCompression)
         do {
@@ -57,15 +47,15 @@ final class Session {
             io.log(.error, "\(handlerName).extraHandshake threw: \(error)")
             throw Refused(status: 500)
         }
-        if let chosen = response.subprotocol {
-            guard request.requestedSubprotocols.contains(chosen) else {
-                io.log(.error, "\(handlerName) chose subprotocol \"\(chosen)\", which the client did not offer")
-                throw Refused(status: 500)
-            }
-            subprotocol = chosen
-            subprotocolCString = strdup(chosen)
+        if let chosen = response.subprotocol, !request.requestedSubprotocols.contains(chosen) {
+            io.log(.error, "\(handlerName) chose subprotocol \"\(chosen)\", which the client did not offer")
+            throw Refused(status: 500)
         }
         try addResponseHeaders(response.headers)
+        if let chosen = response.subprotocol {
+            subprotocol = chosen
+            io.addResponseHeader(name: "Sec-WebSocket-Protocol", value: chosen)
+        }
         // httpd joins repeated header lines into one, comma-separated.
         if let (agreed, header) = response.compression.negotiate(request.header("Sec-WebSocket-Extensions")) {
             compression = agreed

@@ -34,6 +34,11 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
         if descriptor >= 0 { ProcessShutdown.register(descriptor) }
     }
 
+    /// A handshake refused never reaches `detach`.
+    deinit {
+        closeWakeDescriptor()
+    }
+
     var isStopping: Bool { ProcessShutdown.isStopping }
 
     /// Called when the request ends: every later call fails or is dropped,
@@ -41,6 +46,10 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
     /// must not hold a descriptor).
     func detach() {
         io = nil
+        closeWakeDescriptor()
+    }
+
+    private func closeWakeDescriptor() {
         wakeDescriptor.withLock { descriptor in
             guard descriptor >= 0 else { return }
             ProcessShutdown.unregister(descriptor)
@@ -71,20 +80,17 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
         }
     }
 
-    func wait(timeout: Duration?) throws(WebSocketError) -> WaitOutcome {
+    func wait(timeout: Duration?) throws(WebSocketError) {
         let milliseconds = timeout.map { Self.milliseconds(rounding: $0) } ?? -1
         // Only the owner closes the descriptor (in detach), so it stays
         // valid for this call.
         let descriptor = wakeDescriptor.withLock { $0 }
         switch host.wait(try usableIO(), descriptor, milliseconds) {
-        case Int32(SWIFTWS_WAIT_READABLE):
-            return .readable
+        case Int32(SWIFTWS_WAIT_READABLE), Int32(SWIFTWS_WAIT_TIMEOUT):
+            return
         case Int32(SWIFTWS_WAIT_WOKEN):
             var counter: UInt64 = 0
             _ = Glibc.read(descriptor, &counter, MemoryLayout<UInt64>.size)
-            return .woken
-        case Int32(SWIFTWS_WAIT_TIMEOUT):
-            return .timedOut
         default:
             throw .transportFailed("waiting for input failed")
         }

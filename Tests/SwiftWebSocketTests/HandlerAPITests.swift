@@ -148,7 +148,11 @@ import Testing
 
 /// Runs `body` on a new thread and waits for it.
 func onAnotherThread(_ body: @escaping () throws -> Void) throws {
-    final class Box { var body: () throws -> Void; var error: (any Error)?; init(_ b: @escaping () throws -> Void) { body = b } }
+    final class Box {
+        let body: () throws -> Void
+        var error: (any Error)?
+        init(_ body: @escaping () throws -> Void) { self.body = body }
+    }
     let box = Box(body)
     var thread = pthread_t()
     let raw = Unmanaged.passRetained(box).toOpaque()

@@ -272,4 +272,29 @@ import Testing
             harness.feed(Self.compressedFrame(payload, opcode: Op.binary), chunkSize: Int.random(in: 1...64, using: &rng))
         }
     }
+
+    @Test func largeCompressedPayloadIsNotKeptAfterItIsWritten() throws {
+        let compression = try #require(DeflateOptions().negotiate("permessage-deflate")?.0)
+        var engine = ServerProtocol(compression: compression)
+        var rng = XorShift(seed: 7)
+        let incompressible = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let frame = incompressible.withUnsafeBytes { engine.prepareMessage(opcode: .binary, payload: $0) }
+        #expect(frame?.isCompressed == true)
+        #expect(engine.compressedPayload.capacity > ServerProtocol.retainedBufferCapacity)
+        engine.compressedPayloadWritten()
+        #expect(engine.compressedPayload.isEmpty)
+        #expect(engine.compressedPayload.capacity <= ServerProtocol.retainedBufferCapacity)
+    }
+
+    @Test func fragmentOfAnotherTypeIsRefused() {
+        var engine = ServerProtocol()
+        let first = [UInt8(1)].withUnsafeBytes { engine.prepareFragment(opcode: .text, payload: $0, isFinal: false) }
+        #expect(first != nil)
+        #expect(engine.fragmentedMessageOpcode == .text)
+        let mixed = [UInt8(2)].withUnsafeBytes { engine.prepareFragment(opcode: .binary, payload: $0, isFinal: true) }
+        #expect(mixed == nil)
+        let last = [UInt8(3)].withUnsafeBytes { engine.prepareFragment(opcode: .text, payload: $0, isFinal: true) }
+        #expect(last != nil)
+        #expect(engine.fragmentedMessageOpcode == nil)
+    }
 }

@@ -39,11 +39,10 @@ final class MockIO: ConnectionIO, @unchecked Sendable {
         guard pthread_equal(owner, pthread_self()) != 0 else { throw .wrongThread }
     }
 
-    func wait(timeout: Duration?) throws(WebSocketError) -> WaitOutcome {
-        guard quietAtEnd, position == input.count else { return .readable }
+    func wait(timeout: Duration?) throws(WebSocketError) {
+        guard quietAtEnd, position == input.count else { return }
         let (seconds, attoseconds) = (timeout ?? .seconds(1)).components
         usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
-        return .timedOut
     }
 
     func wake() { wakeCalls += 1 }

@@ -88,6 +88,15 @@ class Httpd:
             assert marker not in log, f"httpd error log reports a crash: {marker}"
 
 
+def refused_startup(tmp_path_factory, extra_conf=None, handler_root=None):
+    """Starts httpd with a configuration it must refuse; returns what it
+    said (its output and error log)."""
+    server = Httpd(tmp_path_factory.mktemp("httpd"), extra_conf=extra_conf, handler_root=handler_root)
+    result = subprocess.run(server.command(), capture_output=True, text=True)
+    assert result.returncode != 0, "httpd should refuse this configuration"
+    return result.stderr + (server.error_log if (server.state / "error.log").exists() else "")
+
+
 def start_httpd(tmp_path_factory, **kwargs):
     return Httpd(tmp_path_factory.mktemp("httpd"), **kwargs).start()
 

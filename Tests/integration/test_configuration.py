@@ -9,7 +9,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from conftest import APACHE, TOP, Httpd, serve, start_httpd
+from conftest import APACHE, TOP, refused_startup, serve, start_httpd
 from rawws import RawWebSocket, frame, http_request, upgrade_request
 
 
@@ -38,18 +38,14 @@ def test_max_message_size_directive(tmp_path_factory):
 
 @pytest.mark.parametrize("value", ["0", "-5", "lots", "12k"])
 def test_bad_max_message_size_stops_startup(tmp_path_factory, value):
-    server = Httpd(tmp_path_factory.mktemp("httpd"), extra_conf=f"SwiftWebSocketMaxMessageSize {value}\n")
-    result = subprocess.run(server.command(), capture_output=True, text=True)
-    assert result.returncode != 0
-    assert f"SwiftWebSocketMaxMessageSize: \"{value}\" is not a whole number from 1 to" in result.stderr
+    message = refused_startup(tmp_path_factory, f"SwiftWebSocketMaxMessageSize {value}\n")
+    assert f"SwiftWebSocketMaxMessageSize: \"{value}\" is not a whole number from 1 to" in message
 
 
-def test_missing_handler_root_stops_startup_naming_it(tmp_path):
-    server = Httpd(tmp_path / "state", handler_root=tmp_path / "no-such-dir")
-    result = subprocess.run(server.command(), capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "SwiftWebSocketHandlerRoot" in result.stderr
-    assert "no-such-dir" in result.stderr
+def test_missing_handler_root_stops_startup_naming_it(tmp_path_factory, tmp_path):
+    message = refused_startup(tmp_path_factory, handler_root=tmp_path / "no-such-dir")
+    assert "SwiftWebSocketHandlerRoot" in message
+    assert "no-such-dir" in message
 
 
 @pytest.fixture(scope="module")

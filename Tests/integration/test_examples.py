@@ -1,13 +1,16 @@
 """The example handlers `make run` serves, each at its path."""
 
 import asyncio
+import os
+import subprocess
+import time
 import urllib.request
 
 import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from rawws import http_request, upgrade_request
+from rawws import RawWebSocket, frame, http_request, upgrade_request
 
 
 def run(coroutine):
@@ -104,3 +107,26 @@ def test_chat_sends_every_message_to_every_member(httpd):
 def test_page_offers_echo_and_chat(httpd):
     page = urllib.request.urlopen(f"http://127.0.0.1:{httpd.port}/").read().decode()
     assert "/echo" in page and "/chat" in page
+
+
+def open_descriptors(server):
+    """File descriptors held by all of this httpd's processes."""
+    pids = subprocess.run(["pgrep", "-f", str(server.conf)], capture_output=True, text=True).stdout.split()
+    return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids if os.path.exists(f"/proc/{pid}/fd"))
+
+
+def test_connections_and_refusals_leave_no_descriptors_behind(httpd):
+    def cycle():
+        for _ in range(20):
+            status, _, sock, _ = http_request(httpd.port, upgrade_request("/abort_handshake"))
+            sock.close()
+            assert status == 403
+            ws = RawWebSocket(httpd.port, "/echo")
+            ws.send(frame(0x8, (1000).to_bytes(2, "big")))
+            assert ws.read_close() == 1000
+            ws.close()
+        time.sleep(0.5)  # the last connections finish closing
+    cycle()  # warm up: threads, log files
+    before = open_descriptors(httpd)
+    cycle()
+    assert open_descriptors(httpd) <= before
