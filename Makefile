@@ -1,11 +1,13 @@
 # mod_swiftwebsocket — see README.md.
 #   make              module + example handlers (installs missing build deps)
-#   make run          foreground httpd on 127.0.0.1:$(PORT) serving the examples
+#   make run          foreground httpd on 127.0.0.1:$(PORT) (http/ws) and :$(TLS_PORT)
+#                     (https/wss, HTTP/2) serving the examples; TLS_PORT= for none
 #   make test         engine tests (swift test) + integration tests against httpd
 #   make conformance  Autobahn testsuite against /echo
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
 
 PORT ?= 8080
+TLS_PORT ?= 8443
 SWIFT ?= swift
 APXS ?= apxs
 
@@ -66,7 +68,7 @@ examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<
 
 run: all
-	@scripts/run-httpd --port $(PORT) --foreground
+	@scripts/run-httpd --port $(PORT) $(if $(TLS_PORT),--tls-port $(TLS_PORT)) --foreground
 
 venv:
 	@scripts/install-test-deps

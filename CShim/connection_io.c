@@ -26,10 +26,36 @@ swiftws_io *swiftws_io_create(request_rec *r)
     return io;
 }
 
+/* The descriptor that turns readable when input arrives: the client socket
+ * on an HTTP/1.1 connection, mod_http2's input pipe on an HTTP/2 stream
+ * (mod_http2 drains that pipe whenever a non-blocking read finds nothing,
+ * so it rests once we have read everything). -1 when there is none. */
+static int input_descriptor(swiftws_io *io)
+{
+    apr_pollfd_t input;
+    apr_os_sock_t sock;
+    apr_os_file_t file;
+    memset(&input, 0, sizeof(input));
+    if (ap_get_pollfd_from_conn(io->c, &input, NULL) != APR_SUCCESS) {
+        return -1;
+    }
+    if (input.desc_type == APR_POLL_SOCKET && apr_os_sock_get(&sock, input.desc.s) == APR_SUCCESS) {
+        return sock;
+    }
+    if (input.desc_type == APR_POLL_FILE && apr_os_file_get(&file, input.desc.f) == APR_SUCCESS) {
+        return file;
+    }
+    if (input.desc_type == APR_NO_DESC) {
+        io->at_end = 1;  /* the stream has no input side left */
+    }
+    return -1;
+}
+
 void swiftws_io_start(swiftws_io *io)
 {
     io->in = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
     io->out = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
+    io->input_fd = input_descriptor(io);
 }
 
 /* Fills io->in from the input filters. Returns APR_SUCCESS with data (or
@@ -112,8 +138,9 @@ static long host_read(void *io_, void *buffer, size_t length)
     }
 }
 
-/* An HTTP/2 stream has no socket to poll: block in its input filter until
- * data comes, bounded by httpd's Timeout. */
+/* Without a descriptor to poll (mod_http2 built without pipes): block in
+ * the input filter until data comes, bounded by httpd's Timeout. Wakes and
+ * deadlines then wait for the client's next input. */
 static int wait_by_reading(swiftws_io *io)
 {
     apr_status_t rv = fill(io, APR_BLOCK_READ);
@@ -130,19 +157,15 @@ static int wait_by_reading(swiftws_io *io)
 static int host_wait(void *io_, int wake_fd, long timeout_ms)
 {
     swiftws_io *io = io_;
-    apr_os_sock_t fd;
     struct pollfd fds[2];
     int n;
     if (!APR_BRIGADE_EMPTY(io->in) || io->at_end) {
         return SWIFTWS_WAIT_READABLE;
     }
-    if (io->c->master) {
+    if (io->input_fd < 0) {
         return wait_by_reading(io);
     }
-    if (apr_os_sock_get(&fd, ap_get_conn_socket(io->c)) != APR_SUCCESS) {
-        return SWIFTWS_WAIT_ERROR;
-    }
-    fds[0].fd = fd;
+    fds[0].fd = io->input_fd;
     fds[0].events = POLLIN;
     fds[1].fd = wake_fd;
     fds[1].events = POLLIN;

@@ -19,6 +19,7 @@ typedef struct {
     apr_table_t *response_headers;  /* collected during the extra handshake */
     int input_seen;                 /* any input bucket read yet */
     int at_end;                     /* the input stream ended */
+    int input_fd;                   /* what poll watches for input; -1: none to poll */
 } swiftws_io;
 
 extern const swiftws_host swiftws_host_services;

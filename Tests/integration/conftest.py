@@ -4,6 +4,7 @@ port through the same scripts/run-httpd that `make run` uses."""
 import pathlib
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 
@@ -24,6 +25,24 @@ def build_handler(source, directory, name=None):
     return target.with_suffix(".so")
 
 
+def server_certificate():
+    """The self-signed certificate run-httpd serves (made on first use)."""
+    base = subprocess.run([str(TOP / "scripts/make-certificate")], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return pathlib.Path(base + ".crt")
+
+
+def tls_client_context(certificate=None, key=None):
+    """A client context that trusts run-httpd's certificate and, given one,
+    presents a client certificate (after the handshake, as TLS 1.3 asks
+    when a <Location> requires it)."""
+    context = ssl.create_default_context(cafile=str(server_certificate()))
+    context.post_handshake_auth = True
+    if certificate:
+        context.load_cert_chain(certificate, key)
+    return context
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -31,9 +50,12 @@ def free_port():
 
 
 class Httpd:
-    def __init__(self, state, handler_root=None, extra_conf=None):
+    def __init__(self, state, handler_root=None, extra_conf=None, tls=False):
+        """`tls`: also serve https/wss (and HTTP/2) on `tls_port`, as
+        `make run` does."""
         self.state = pathlib.Path(state)
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.handler_root = handler_root
         self.extra_conf = extra_conf
 
@@ -45,8 +67,15 @@ class Httpd:
     def error_log(self):
         return (self.state / "error.log").read_text(errors="replace")
 
+    @property
+    def access_log(self):
+        return (self.state / "access.log").read_text(errors="replace")
+
     def url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"
+
+    def wss_url(self, path):
+        return f"wss://127.0.0.1:{self.tls_port}{path}"
 
     def graceful(self):
         """`apachectl graceful`, then waits for the new generation's child."""
@@ -61,6 +90,8 @@ class Httpd:
 
     def command(self, *extra):
         args = [str(TOP / "scripts/run-httpd"), "--port", str(self.port), "--state", str(self.state)]
+        if self.tls_port:
+            args += ["--tls-port", str(self.tls_port)]
         if self.handler_root:
             args += ["--handler-root", str(self.handler_root)]
         if self.extra_conf:
