@@ -12,6 +12,7 @@ import pytest
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 APACHE = "/usr/sbin/apache2"
+MODULES = "/usr/lib/apache2/modules"
 TEST_HANDLERS = TOP / "Tests/integration/handlers"
 
 

@@ -2,21 +2,16 @@
 handlers added or changed under a running one."""
 
 import asyncio
-import base64
 import os
 import pathlib
 import shutil
 import subprocess
-import tempfile
 
 import pytest
 from websockets.asyncio.client import connect
 
 from conftest import TEST_HANDLERS, TOP, build_handler, refused_startup, start_httpd
 from rawws import RawWebSocket, frame, http_request, upgrade_request
-
-MODULES = "/usr/lib/apache2/modules"
-
 
 def status_of(server, path, extra=""):
     status, _, sock, _ = http_request(server.port, upgrade_request(path, extra=extra))
@@ -147,40 +142,6 @@ def test_malformed_handler_map_stops_startup(tmp_path_factory, tree, tmp_path):
     handler_map.write_text("/talk /public/echo\njust-one-word\n")
     message = refused_startup(tmp_path_factory, f"SwiftWebSocketHandlerMap {handler_map}\n", handler_root=tree)
     assert f"SwiftWebSocketHandlerMap {handler_map} line 2: expected" in message
-
-
-# ---- Apache in front ----
-
-def test_basic_auth_runs_first_and_names_the_user(server_with, tmp_path):
-    root = tmp_path / "handlers"
-    build_handler(TEST_HANDLERS / "request_facts_wsh.swift", root)
-    # httpd's children (www-data) read the password file on each request.
-    readable = pathlib.Path(tempfile.mkdtemp(dir="/var/tmp"))
-    os.chmod(readable, 0o755)
-    passwords = readable / "htpasswd"
-    subprocess.run(["htpasswd", "-cb", str(passwords), "alice", "wonder"], check=True, capture_output=True)
-    os.chmod(passwords, 0o644)
-    server = server_with(handler_root=root, extra_conf=f"""
-LoadModule auth_basic_module {MODULES}/mod_auth_basic.so
-LoadModule authn_core_module {MODULES}/mod_authn_core.so
-LoadModule authn_file_module {MODULES}/mod_authn_file.so
-LoadModule authz_user_module {MODULES}/mod_authz_user.so
-<Location /request_facts>
-    AuthType Basic
-    AuthName "ws"
-    AuthUserFile {passwords}
-    Require valid-user
-</Location>
-""")
-    assert status_of(server, "/request_facts") == 401
-    credentials = base64.b64encode(b"alice:wonder").decode()
-
-    async def go():
-        async with connect(server.url("/request_facts"),
-                           additional_headers={"Authorization": f"Basic {credentials}"}) as ws:
-            return await ws.recv()
-    assert "user: alice" in asyncio.run(go()).split("\n")
-    shutil.rmtree(readable)
 
 
 # ---- apachectl graceful ----

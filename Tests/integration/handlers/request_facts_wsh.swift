@@ -1,11 +1,13 @@
 import SwiftWebSocket
 
 /// Tells the client, one "name: value" line each, what the extra handshake
-/// saw of its request.
+/// saw of its request; logs that it ran, so tests can tell that Apache's
+/// access control kept it from running.
 struct RequestFacts: WebSocketHandler {
     var facts: [String] = []
 
     mutating func extraHandshake(_ request: UpgradeRequest, response: inout UpgradeResponse) throws {
+        request.logger.info("request_facts handshake ran")
         facts = [
             "resource: \(request.resource)",
             "query: \(request.query ?? "(none)")",
@@ -17,6 +19,9 @@ struct RequestFacts: WebSocketHandler {
             "user: \(request.user ?? "(none)")",
             "secure: \(request.isSecure)",
             "x-test: \(request.header("x-test") ?? "(none)")",
+            "tls-protocol: \(request.tlsVariables["SSL_PROTOCOL"] ?? "(none)")",
+            "client-verify: \(request.tlsVariables["SSL_CLIENT_VERIFY"] ?? "(none)")",
+            "client-dn: \(request.tlsVariables["SSL_CLIENT_S_DN"] ?? "(none)")",
         ]
     }
 

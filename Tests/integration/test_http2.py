@@ -1,0 +1,104 @@
+"""WebSockets over HTTP/2 (RFC 8441): mod_http2 with H2WebSockets on turns
+an extended CONNECT into the upgrade our handlers serve, on run-httpd's TLS
+port. The client is the `h2` package speaking extended CONNECT itself."""
+
+import os
+import struct
+import time
+
+import pytest
+
+from conftest import serve
+from h2ws import H2WebSocket
+from rawws import frame
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from serve(tmp_path_factory, tls=True, extra_conf="""
+<Location /echo_noext>
+    SwiftWebSocketPingInterval 500ms
+</Location>
+""")
+
+
+def test_server_offers_extended_connect_and_echoes(server):
+    ws = H2WebSocket(server.tls_port, "/echo")
+    assert ws.connect_protocol_enabled
+    assert ws.status == 200
+    ws.send(frame(0x1, "über h2".encode()))
+    assert ws.read_frame() == (True, 0x1, "über h2".encode())
+    ws.send(frame(0x2, bytes(range(256))))
+    assert ws.read_frame() == (True, 0x2, bytes(range(256)))
+    ws.send(frame(0x8, struct.pack("!H", 1000) + b"bye"))
+    assert ws.read_close() == 1000
+    ws.close()
+    assert '"GET /echo HTTP/2.0" 101' in server.access_log
+
+
+def test_large_message_crosses_flow_control_windows(server):
+    # Far beyond HTTP/2's initial 64 KiB stream window, both ways.
+    payload = os.urandom(2 * 1024 * 1024)
+    ws = H2WebSocket(server.tls_port, "/echo", timeout=30)
+    ws.send(frame(0x2, payload))
+    assert ws.read_frame() == (True, 0x2, payload)
+    ws.close()
+
+
+def test_streams_on_one_connection_are_independent(server):
+    # Two WebSockets multiplexed over one TLS connection.
+    first = H2WebSocket(server.tls_port, "/echo")
+    second_stream = first.conn.get_next_available_stream_id()
+    first.conn.send_headers(second_stream, [
+        (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+        (":path", "/close"), (":authority", f"127.0.0.1:{server.tls_port}"),
+        ("sec-websocket-version", "13")])
+    first._flush()
+    first.send(frame(0x1, b"still here"))
+    assert first.read_frame() == (True, 0x1, b"still here")
+    first.close()
+
+
+def test_broadcast_reaches_a_quiet_stream(server):
+    # The listener never sends: its thread must be woken for the broadcast
+    # (it polls mod_http2's input pipe and its own wake descriptor).
+    listener = H2WebSocket(server.tls_port, "/chat")
+    speaker = H2WebSocket(server.tls_port, "/chat")
+    time.sleep(0.2)  # both joined the room
+    speaker.send(frame(0x1, b"hello room"))
+    assert speaker.read_frame() == (True, 0x1, b"hello room")
+    listener.sock.settimeout(5)
+    assert listener.read_frame() == (True, 0x1, b"hello room")
+    listener.close()
+    speaker.close()
+
+
+def test_keepalive_ping_on_a_quiet_stream(server):
+    ws = H2WebSocket(server.tls_port, "/echo_noext")
+    ws.sock.settimeout(5)
+    started = time.monotonic()
+    fin, opcode, _ = ws.read_frame()
+    assert (fin, opcode) == (True, 0x9)
+    assert time.monotonic() - started < 3
+    ws.close()
+
+
+def test_protocol_error_closes_1002(server):
+    ws = H2WebSocket(server.tls_port, "/echo")
+    ws.send(frame(0x1, b"unmasked", mask=False))
+    assert ws.read_close() == 1002
+    ws.close()
+    assert "closing with 1002: client frame not masked" in server.error_log
+
+
+def test_unknown_resource_is_404(server):
+    ws = H2WebSocket(server.tls_port, "/no/such/handler")
+    assert ws.status == 404
+    ws.close()
+
+
+def test_refusing_handler_status_passes_through(server):
+    ws = H2WebSocket(server.tls_port, "/abort_handshake")
+    assert ws.status == 403
+    assert ws.response_headers["cache-control"] == "no-store"
+    ws.close()
