@@ -3,7 +3,7 @@
 #   make run          foreground httpd on 127.0.0.1:$(PORT) (http/ws) and :$(TLS_PORT)
 #                     (https/wss, HTTP/2) serving the examples; TLS_PORT= for none
 #   make test         engine tests (swift test) + integration tests against httpd
-#   make conformance  Autobahn testsuite against /echo
+#   make conformance  Autobahn testsuite against /echo (ws, then wss for 1-7 and 12.1)
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
 
 PORT ?= 8080
@@ -83,6 +83,7 @@ test: all engine-test integration-test
 
 conformance: all
 	@scripts/conformance
+	@scripts/conformance --tls "1.*" "2.*" "3.*" "4.*" "5.*" "6.*" "7.*" "12.1.*"
 
 install: all
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SDK_INSTALL_DIR)/lib $(DESTDIR)$(PREFIX)/bin

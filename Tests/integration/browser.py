@@ -35,7 +35,7 @@ class Chromium:
             self.close()
             raise RuntimeError("chromium did not start its DevTools endpoint")
         port, path = active_port.read_text().split("\n")[:2]
-        self.devtools = connect(f"ws://127.0.0.1:{port}{path}", max_size=None)
+        self.devtools = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, legacy=True)
         self.ids = itertools.count(1)
 
     def command(self, method, session=None, **params):
@@ -55,7 +55,7 @@ class Chromium:
     def open_tab(self, url):
         target = self.command("Target.createTarget", url=url)["targetId"]
         session = self.command("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        return Tab(self, session)
+        return Tab(self, target, session)
 
     def close(self):
         if getattr(self, "devtools", None):
@@ -70,9 +70,14 @@ class Chromium:
 
 
 class Tab:
-    def __init__(self, browser, session):
+    def __init__(self, browser, target, session):
         self.browser = browser
+        self.target = target
         self.session = session
+
+    def close(self):
+        """Closes the tab, and with it the page's WebSockets."""
+        self.browser.command("Target.closeTarget", targetId=self.target)
 
     def evaluate(self, expression):
         """The value of a JavaScript expression in the page (awaited if it

@@ -72,6 +72,14 @@ class Httpd:
     def access_log(self):
         return (self.state / "access.log").read_text(errors="replace")
 
+    def wait_for_access_log(self, fragment, timeout=5):
+        """httpd logs a request once its handler has returned, a moment
+        after the client saw the close."""
+        deadline = time.monotonic() + timeout
+        while fragment not in self.access_log:
+            assert time.monotonic() < deadline, f"access log never showed {fragment}"
+            time.sleep(0.05)
+
     def url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"
 

@@ -33,7 +33,7 @@ def test_server_offers_extended_connect_and_echoes(server):
     ws.send(frame(0x8, struct.pack("!H", 1000) + b"bye"))
     assert ws.read_close() == 1000
     ws.close()
-    assert '"GET /echo HTTP/2.0" 101' in server.access_log
+    server.wait_for_access_log('"GET /echo HTTP/2.0" 101')
 
 
 def test_large_message_crosses_flow_control_windows(server):

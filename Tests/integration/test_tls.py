@@ -117,7 +117,7 @@ def test_client_certificate_required_refuses_before_upgrade(server):
     # 403 it logs never reaches the client.
     with pytest.raises(InvalidMessage):
         run(go())
-    assert '"GET /certified/request_facts HTTP/1.1" 403' in server.access_log
+    server.wait_for_access_log('"GET /certified/request_facts HTTP/1.1" 403')
     assert "Client certificate missing" in server.error_log
     assert server.error_log.count("request_facts handshake ran") == before
 

@@ -1,0 +1,68 @@
+"""A real browser: headless Chromium loads the page `make run` serves,
+over http and over https, and uses its echo and chat panels as a person
+would. Over https Chromium opens the WebSockets as HTTP/2 streams (the
+server advertises RFC 8441), which the access log shows."""
+
+import pytest
+
+from browser import Chromium
+from conftest import serve
+
+BOTH_OPEN = ("document.getElementById('echo-status').textContent === 'open'"
+             " && document.getElementById('chat-status').textContent === 'open'")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from serve(tmp_path_factory, tls=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # The self-signed certificate is accepted as a user would click through.
+    chromium = Chromium("--ignore-certificate-errors")
+    yield chromium
+    chromium.close()
+
+
+def page_urls(server):
+    return {"http": f"http://127.0.0.1:{server.port}/", "https": f"https://127.0.0.1:{server.tls_port}/"}
+
+
+def log_contains(element, text):
+    return f"document.getElementById('{element}').textContent.includes({text!r})"
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_echo_panel(server, browser, scheme):
+    tab = browser.open_tab(page_urls(server)[scheme])
+    tab.wait_for(BOTH_OPEN)
+    tab.submit("echo", f"hello from chromium over {scheme}")
+    tab.wait_for(log_contains("echo-log", f"echo: hello from chromium over {scheme}"))
+    assert tab.text("echo-log").split("\n")[:2] == [
+        f"sent: hello from chromium over {scheme}", f"echo: hello from chromium over {scheme}"]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_two_tabs_chat(server, browser, scheme):
+    url = page_urls(server)[scheme]
+    alice, bob = browser.open_tab(url), browser.open_tab(url)
+    alice.wait_for(BOTH_OPEN)
+    bob.wait_for(BOTH_OPEN)
+    alice.submit("chat", f"alice says hi ({scheme})")
+    bob.wait_for(log_contains("chat-log", f"alice says hi ({scheme})"))
+    bob.submit("chat", f"bob answers ({scheme})")
+    alice.wait_for(log_contains("chat-log", f"bob answers ({scheme})"))
+    # Everyone in the room, the sender included, sees both in order.
+    for tab in (alice, bob):
+        lines = tab.text("chat-log").split("\n")
+        assert lines.index(f"alice says hi ({scheme})") < lines.index(f"bob answers ({scheme})")
+
+
+def test_https_page_uses_websockets_over_http2(server, browser):
+    tab = browser.open_tab(page_urls(server)["https"])
+    tab.wait_for(BOTH_OPEN)
+    assert tab.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
+    tab.close()  # ends the WebSockets, and httpd logs their requests
+    server.wait_for_access_log('"GET /echo HTTP/2.0" 101')
+    server.wait_for_access_log('"GET /chat HTTP/2.0" 101')
