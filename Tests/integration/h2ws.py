@@ -26,6 +26,7 @@ class H2WebSocket:
         self.sock = context.wrap_socket(raw, server_hostname="localhost")
         assert self.sock.selected_alpn_protocol() == "h2", "server did not negotiate h2"
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self._keep_streams_after_goaway()
         self.conn.initiate_connection()
         self._flush()
         self.buffer = b""
@@ -46,6 +47,15 @@ class H2WebSocket:
         self._flush()
         while self.status is None and not self.stream_ended:
             self._receive()
+
+    def _keep_streams_after_goaway(self):
+        """h2 closes the whole connection when a GOAWAY arrives, but streams
+        the GOAWAY covers may go on (RFC 9113 6.8): mod_http2 sends one at a
+        graceful restart, before our WebSockets' 1001 close frames."""
+        machine = self.conn.state_machine
+        client_open = h2.connection.ConnectionState.CLIENT_OPEN
+        goaway = h2.connection.ConnectionInputs.RECV_GOAWAY
+        machine._transitions = {**machine._transitions, (client_open, goaway): (None, client_open)}
 
     def _flush(self):
         data = self.conn.data_to_send()

@@ -102,3 +102,13 @@ def test_refusing_handler_status_passes_through(server):
     assert ws.status == 403
     assert ws.response_headers["cache-control"] == "no-store"
     ws.close()
+
+
+def test_graceful_restart_closes_streams_with_1001(server):
+    # Last in this module: it restarts the server. The stream's thread is
+    # parked on mod_http2's pipe and must be woken for the 1001.
+    ws = H2WebSocket(server.tls_port, "/echo")
+    ws.sock.settimeout(10)
+    server.graceful()
+    assert ws.read_close() == 1001
+    ws.close()
