@@ -8,6 +8,11 @@
 #include "util_filter.h"
 #include "apr_portable.h"
 
+/* ap_get_pollfd_from_conn: httpd 2.4.58 and later. */
+#if !AP_MODULE_MAGIC_AT_LEAST(20120211, 129)
+#error "mod_swiftwebsocket needs httpd 2.4.58 or later (ap_get_pollfd_from_conn)"
+#endif
+
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -29,7 +34,8 @@ swiftws_io *swiftws_io_create(request_rec *r)
 /* The descriptor that turns readable when input arrives: the client socket
  * on an HTTP/1.1 connection, mod_http2's input pipe on an HTTP/2 stream
  * (mod_http2 drains that pipe whenever a non-blocking read finds nothing,
- * so it rests once we have read everything). -1 when there is none. */
+ * so it rests once we have read everything). -1 when there is none to
+ * poll; waits then block in the input filter. */
 static int input_descriptor(swiftws_io *io)
 {
     apr_pollfd_t input;
@@ -44,9 +50,6 @@ static int input_descriptor(swiftws_io *io)
     }
     if (input.desc_type == APR_POLL_FILE && apr_os_file_get(&file, input.desc.f) == APR_SUCCESS) {
         return file;
-    }
-    if (input.desc_type == APR_NO_DESC) {
-        io->at_end = 1;  /* the stream has no input side left */
     }
     return -1;
 }

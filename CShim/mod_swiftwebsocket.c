@@ -162,10 +162,7 @@ static int validate_handshake(request_rec *r, const char **key)
     else if (r->proto_num < HTTP_VERSION(1, 1)) {
         why = "protocol is older than HTTP/1.1";
     }
-    /* HTTP/2 has no Connection header (RFC 9113 8.2.2): on a stream,
-     * mod_http2's rewrite of the extended CONNECT stands for it. */
-    else if (!r->connection->master
-             && (!connection || !ap_find_list_item(r->pool, connection, "upgrade"))) {
+    else if (!connection || !ap_find_list_item(r->pool, connection, "upgrade")) {
         why = "Connection header lacks the upgrade token";
     }
     else if (!is_websocket_key(k)) {

@@ -8,8 +8,9 @@ package protocol ConnectionIO: AnyObject, Sendable {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int?
     /// Waits until input may have arrived, `wake()` was called, or
     /// `timeout` passed (nil: no limit); the caller then looks at all
-    /// three. A host that cannot wait for two things at once (an HTTP/2
-    /// stream) waits for input alone, bounded by its own timeout.
+    /// three. A host that cannot wait for two things at once (httpd's
+    /// mod_http2 built without pipes) waits for input alone, bounded by
+    /// its own timeout.
     func wait(timeout: Duration?) throws(WebSocketError)
     /// Ends a `wait` in progress, or the next one. Any thread, any time,
     /// also after the connection ended.

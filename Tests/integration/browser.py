@@ -14,7 +14,10 @@ from websockets.sync.client import connect
 
 
 def chromium_path():
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("no chromium on the PATH: scripts/install-test-deps installs it")
+    return path
 
 
 class Chromium:

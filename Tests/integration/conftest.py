@@ -38,6 +38,9 @@ def tls_client_context(certificate=None, key=None):
     presents a client certificate (after the handshake, as TLS 1.3 asks
     when a <Location> requires it)."""
     context = ssl.create_default_context(cafile=str(server_certificate()))
+    # TLS 1.3 whatever the machine's OpenSSL prefers: client certificates
+    # then come by post-handshake authentication, not renegotiation.
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.post_handshake_auth = True
     if certificate:
         context.load_cert_chain(certificate, key)
@@ -71,6 +74,10 @@ class Httpd:
     @property
     def access_log(self):
         return (self.state / "access.log").read_text(errors="replace")
+
+    def pids(self):
+        """The parent and children of this httpd."""
+        return subprocess.run(["pgrep", "-f", str(self.conf)], capture_output=True, text=True).stdout.split()
 
     def wait_for_access_log(self, fragment, timeout=5):
         """httpd logs a request once its handler has returned, a moment

@@ -17,7 +17,8 @@ class H2WebSocket:
     def __init__(self, port, path="/echo", headers=(), timeout=5):
         """Connects, waits for the server's SETTINGS, opens the stream.
         `status` is the server's answer (200 when the WebSocket is open);
-        `response_headers` its headers."""
+        `response_headers` its headers; `reset_code` the error code if the
+        server reset the stream instead."""
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -31,6 +32,7 @@ class H2WebSocket:
         self._flush()
         self.buffer = b""
         self.stream_ended = False
+        self.reset_code = None
         self.connect_protocol_enabled = None
         while self.connect_protocol_enabled is None:
             self._receive()
@@ -51,7 +53,8 @@ class H2WebSocket:
     def _keep_streams_after_goaway(self):
         """h2 closes the whole connection when a GOAWAY arrives, but streams
         the GOAWAY covers may go on (RFC 9113 6.8): mod_http2 sends one at a
-        graceful restart, before our WebSockets' 1001 close frames."""
+        graceful restart, before our WebSockets' 1001 close frames. This
+        patches h2's private transition table: requirements.txt pins h2."""
         machine = self.conn.state_machine
         client_open = h2.connection.ConnectionState.CLIENT_OPEN
         goaway = h2.connection.ConnectionInputs.RECV_GOAWAY
@@ -78,8 +81,11 @@ class H2WebSocket:
             elif isinstance(event, h2.events.DataReceived):
                 self.buffer += event.data
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+            elif isinstance(event, h2.events.StreamEnded):
                 self.stream_ended = True
+            elif isinstance(event, h2.events.StreamReset):
+                self.stream_ended = True
+                self.reset_code = event.error_code
         self._flush()
 
     def send(self, data):

@@ -32,7 +32,8 @@ def server(tmp_path_factory):
     passwords = readable / "htpasswd"
     subprocess.run(["htpasswd", "-cb", str(passwords), "alice", "wonder"], check=True, capture_output=True)
     os.chmod(passwords, 0o644)
-    yield from serve(tmp_path_factory, tls=True, handler_root=root, extra_conf=f"""
+    try:
+        yield from serve(tmp_path_factory, tls=True, handler_root=root, extra_conf=f"""
 LoadModule auth_basic_module {MODULES}/mod_auth_basic.so
 LoadModule authn_core_module {MODULES}/mod_authn_core.so
 LoadModule authn_file_module {MODULES}/mod_authn_file.so
@@ -51,7 +52,8 @@ LoadModule authz_host_module {MODULES}/mod_authz_host.so
     Require all denied
 </Location>
 """)
-    shutil.rmtree(readable)
+    finally:
+        shutil.rmtree(readable)
 
 
 def handler_runs(server):

@@ -47,8 +47,12 @@ def test_echo_panel(server, browser, scheme):
 def test_two_tabs_chat(server, browser, scheme):
     url = page_urls(server)[scheme]
     alice, bob = browser.open_tab(url), browser.open_tab(url)
-    alice.wait_for(BOTH_OPEN)
-    bob.wait_for(BOTH_OPEN)
+    for name, tab in (("alice", alice), ("bob", bob)):
+        # The room echoes to the sender too: seeing its own greeting means
+        # the tab's connection has joined.
+        tab.wait_for(BOTH_OPEN)
+        tab.submit("chat", f"{name} joined ({scheme})")
+        tab.wait_for(log_contains("chat-log", f"{name} joined ({scheme})"))
     alice.submit("chat", f"alice says hi ({scheme})")
     bob.wait_for(log_contains("chat-log", f"alice says hi ({scheme})"))
     bob.submit("chat", f"bob answers ({scheme})")

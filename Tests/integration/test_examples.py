@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import subprocess
 import time
 import urllib.request
 
@@ -111,8 +110,7 @@ def test_page_offers_echo_and_chat(httpd):
 
 def open_descriptors(server):
     """File descriptors held by all of this httpd's processes."""
-    pids = subprocess.run(["pgrep", "-f", str(server.conf)], capture_output=True, text=True).stdout.split()
-    return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in pids if os.path.exists(f"/proc/{pid}/fd"))
+    return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in server.pids() if os.path.exists(f"/proc/{pid}/fd"))
 
 
 def test_connections_and_refusals_leave_no_descriptors_behind(httpd):

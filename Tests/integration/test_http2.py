@@ -3,6 +3,7 @@ an extended CONNECT into the upgrade our handlers serve, on run-httpd's TLS
 port. The client is the `h2` package speaking extended CONNECT itself."""
 
 import os
+import pathlib
 import struct
 import time
 
@@ -45,29 +46,17 @@ def test_large_message_crosses_flow_control_windows(server):
     ws.close()
 
 
-def test_streams_on_one_connection_are_independent(server):
-    # Two WebSockets multiplexed over one TLS connection.
-    first = H2WebSocket(server.tls_port, "/echo")
-    second_stream = first.conn.get_next_available_stream_id()
-    first.conn.send_headers(second_stream, [
-        (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
-        (":path", "/close"), (":authority", f"127.0.0.1:{server.tls_port}"),
-        ("sec-websocket-version", "13")])
-    first._flush()
-    first.send(frame(0x1, b"still here"))
-    assert first.read_frame() == (True, 0x1, b"still here")
-    first.close()
-
-
 def test_broadcast_reaches_a_quiet_stream(server):
     # The listener never sends: its thread must be woken for the broadcast
     # (it polls mod_http2's input pipe and its own wake descriptor).
     listener = H2WebSocket(server.tls_port, "/chat")
+    listener.sock.settimeout(5)
+    # The room includes the sender: its own message back means it joined.
+    listener.send(frame(0x1, b"listener here"))
+    assert listener.read_frame() == (True, 0x1, b"listener here")
     speaker = H2WebSocket(server.tls_port, "/chat")
-    time.sleep(0.2)  # both joined the room
     speaker.send(frame(0x1, b"hello room"))
     assert speaker.read_frame() == (True, 0x1, b"hello room")
-    listener.sock.settimeout(5)
     assert listener.read_frame() == (True, 0x1, b"hello room")
     listener.close()
     speaker.close()
@@ -80,6 +69,38 @@ def test_keepalive_ping_on_a_quiet_stream(server):
     fin, opcode, _ = ws.read_frame()
     assert (fin, opcode) == (True, 0x9)
     assert time.monotonic() - started < 3
+    ws.close()
+
+
+def cpu_seconds(server):
+    """User and system time of all this httpd's processes so far."""
+    ticks = 0
+    for pid in server.pids():
+        # After the ")" ending the command name: utime, stime are 12th, 13th.
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_quiet_stream_costs_no_cpu(server):
+    # A thread that polled a pipe mod_http2 never drained would spin.
+    ws = H2WebSocket(server.tls_port, "/echo")
+    ws.send(frame(0x1, b"once"))
+    assert ws.read_frame() == (True, 0x1, b"once")
+    before = cpu_seconds(server)
+    time.sleep(2)
+    assert cpu_seconds(server) - before < 0.2
+    ws.close()
+
+
+def test_reset_stream_ends_the_request(server):
+    # The client cancels the stream (RST_STREAM) without a close frame:
+    # the parked thread is woken and the request ends (well before the
+    # 20 s keepalive ping would find the stream gone).
+    ws = H2WebSocket(server.tls_port, "/close")
+    ws.conn.reset_stream(ws.stream_id)
+    ws._flush()
+    server.wait_for_access_log('"GET /close HTTP/2.0" 101')
     ws.close()
 
 

@@ -6,11 +6,13 @@ import os
 import shutil
 import subprocess
 
+import h2.errors
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from conftest import TEST_HANDLERS, TOP, build_handler, serve, tls_client_context
+from h2ws import H2WebSocket
 
 
 def facts_of(text):
@@ -144,3 +146,16 @@ def test_wss_refuses_an_untrusted_client_of_plain_http(server):
         run(go())
     assert refused.value.response.status_code == 400
 
+
+
+def test_client_certificate_location_is_refused_over_http2(server):
+    # HTTP/2 cannot ask for a certificate mid-connection: mod_ssl refuses
+    # and mod_http2 resets the stream with HTTP_1_1_REQUIRED (a browser then
+    # retries over HTTP/1.1); the handler never runs. Hence the README's
+    # advice: SSLVerifyClient for the whole virtual host.
+    before = server.error_log.count("request_facts handshake ran")
+    ws = H2WebSocket(server.tls_port, "/certified/request_facts")
+    assert ws.status is None
+    assert ws.reset_code == h2.errors.ErrorCodes.HTTP_1_1_REQUIRED
+    ws.close()
+    assert server.error_log.count("request_facts handshake ran") == before
