@@ -30,7 +30,7 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 PREFIX ?= /usr/local
 SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
 
-.PHONY: all deps run test engine-test integration-test conformance install clean venv
+.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools
 
 all: deps $(MODULE) $(EXAMPLES)
 
@@ -67,6 +67,20 @@ $(MODULE): $(SHIM_SOURCES) $(ENGINE)
 examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<
 
+# The benchmark's load generator and the trivial server that shows its
+# ceiling (bench/*.c; zlib for pre-compressed frames).
+BENCH_TOOLS := $(BUILD)/wsload $(BUILD)/trivial_echo
+
+$(BUILD)/wsload: bench/wsload.c | deps
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lz
+
+$(BUILD)/trivial_echo: bench/trivial_echo.c
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+bench-tools: $(BENCH_TOOLS)
+
 run: all
 	@scripts/run-httpd --port $(PORT) $(if $(TLS_PORT),--tls-port $(TLS_PORT)) --foreground
 
@@ -76,7 +90,7 @@ venv:
 engine-test:
 	$(SWIFT) test
 
-integration-test: all venv
+integration-test: all venv bench-tools
 	.venv/bin/python -m pytest -q Tests/integration
 
 test: all engine-test integration-test

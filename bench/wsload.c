@@ -1,0 +1,440 @@
+/*
+ * wsload: a WebSocket echo load generator, the one every server in
+ * `make bench` is measured with. One thread, epoll, non-blocking sockets;
+ * each connection keeps exactly one message in flight: it sends a
+ * pre-built (pre-masked, optionally pre-compressed) frame, waits for the
+ * whole echo, records the round trip, sends again.
+ *
+ *   wsload echo PORT PATH CONNECTIONS SIZE SECONDS [deflate]
+ *   wsload handshakes PORT PATH CONCURRENCY SECONDS
+ *
+ * Prints one JSON object: messages (or handshakes) per second over the
+ * measured part of the run (after a warm-up), p50/p99 round trip in
+ * microseconds, and the errors seen.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define WARMUP_SECONDS 1.0
+#define MAX_SAMPLES (4 * 1024 * 1024)
+#define READ_BUFFER (256 * 1024)
+
+enum phase { CONNECTING, HANDSHAKING, RUNNING, CLOSING };
+
+typedef struct {
+    int fd;
+    enum phase phase;
+    size_t out_offset;        /* bytes of the current frame already sent */
+    const char *out;          /* what is being sent: handshake or frame */
+    size_t out_length;
+    char head[4096];          /* the handshake response so far */
+    size_t head_length;
+    /* The server frame being read: its header, then payload to skip. */
+    unsigned char frame_header[14];
+    size_t header_have;
+    int in_payload;
+    uint64_t payload_left;
+    uint64_t message_bytes;   /* payload of the echo so far */
+    int frame_fin;
+    int frame_opcode;
+    double sent_at;
+    int watching_out;         /* EPOLLOUT is in the interest set */
+} connection;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void fail(const char *what)
+{
+    perror(what);
+    exit(2);
+}
+
+/* Compressible text: words picked by a fixed pseudo-random sequence, so
+ * every run and every server gets the same bytes. */
+static unsigned char *make_payload(size_t size)
+{
+    static const char *words[] = {"socket", "apache", "frame", "message", "swift", "echo",
+                                  "server", "client", "deflate", "stream", "handler", "module"};
+    unsigned char *payload = malloc(size ? size : 1);
+    uint32_t state = 12345;
+    size_t i = 0;
+    while (i < size) {
+        const char *word;
+        state = state * 1103515245 + 12345;
+        word = words[(state >> 16) % 12];
+        for (; *word && i < size; word++) payload[i++] = (unsigned char)*word;
+        if (i < size) payload[i++] = ' ';
+    }
+    return payload;
+}
+
+/* One raw DEFLATE block sequence for the payload, as permessage-deflate
+ * sends it (sync flush, its 00 00 FF FF tail removed). No context is kept
+ * between messages: the client offers client_no_context_takeover. */
+static unsigned char *compress_payload(const unsigned char *payload, size_t size, size_t *compressed_size)
+{
+    z_stream z;
+    size_t room = size + size / 100 + 64;
+    unsigned char *out = malloc(room);
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) fail("deflateInit2");
+    z.next_in = (unsigned char *)payload;
+    z.avail_in = (uInt)size;
+    z.next_out = out;
+    z.avail_out = (uInt)room;
+    if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in != 0) fail("deflate");
+    *compressed_size = room - z.avail_out - 4;
+    deflateEnd(&z);
+    return out;
+}
+
+/* A masked binary frame (RSV1 set when compressed). */
+static char *make_frame(const unsigned char *payload, size_t size, int compressed, size_t *frame_size)
+{
+    static const unsigned char key[4] = {0x12, 0x34, 0x56, 0x78};
+    char *frame = malloc(size + 14);
+    size_t n = 0, i;
+    frame[n++] = (char)(0x80 | (compressed ? 0x40 : 0) | 0x2);
+    if (size < 126) {
+        frame[n++] = (char)(0x80 | size);
+    } else if (size < 65536) {
+        frame[n++] = (char)(0x80 | 126);
+        frame[n++] = (char)(size >> 8);
+        frame[n++] = (char)size;
+    } else {
+        frame[n++] = (char)(0x80 | 127);
+        for (i = 0; i < 8; i++) frame[n++] = (char)((uint64_t)size >> (56 - 8 * i));
+    }
+    memcpy(frame + n, key, 4);
+    n += 4;
+    for (i = 0; i < size; i++) frame[n + i] = (char)(payload[i] ^ key[i % 4]);
+    *frame_size = n + size;
+    return frame;
+}
+
+static const unsigned char close_frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8};
+
+static char handshake[1024];
+static size_t handshake_length;
+static char *frame;
+static size_t frame_length;
+static int deflate_wanted;
+static uint64_t message_size;
+static int measuring_handshakes;
+
+static struct sockaddr_in server;
+static int epoll_fd;
+static double measure_from, measure_until;
+static double *samples;
+static size_t sample_count;
+static long completed, errors;
+
+static void watch(connection *c, int op)
+{
+    struct epoll_event event;
+    c->watching_out = c->phase == CONNECTING || c->out_offset < c->out_length;
+    event.events = EPOLLIN | (c->watching_out ? EPOLLOUT : 0);
+    event.data.ptr = c;
+    if (epoll_ctl(epoll_fd, op, c->fd, &event) < 0) fail("epoll_ctl");
+}
+
+/* Asks for EPOLLOUT only while something waits to be written. */
+static void update_interest(connection *c)
+{
+    int want_out = c->phase == CONNECTING || c->out_offset < c->out_length;
+    if (want_out != c->watching_out) watch(c, EPOLL_CTL_MOD);
+}
+
+static void start_sending(connection *c, const char *data, size_t length)
+{
+    c->out = data;
+    c->out_length = length;
+    c->out_offset = 0;
+}
+
+static void open_connection(connection *c)
+{
+    int one = 1;
+    memset(c, 0, sizeof(*c));
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (c->fd < 0) fail("socket");
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->sent_at = now();  /* a handshake's round trip starts at connect */
+    if (connect(c->fd, (struct sockaddr *)&server, sizeof(server)) < 0 && errno != EINPROGRESS) fail("connect");
+    c->phase = CONNECTING;
+    start_sending(c, handshake, handshake_length);
+    watch(c, EPOLL_CTL_ADD);
+}
+
+/* Starts over on a new socket: in handshake mode each connection lives for
+ * one handshake; in echo mode a failure is counted and the slot
+ * reconnects. */
+static void recycle(connection *c, int failed)
+{
+    if (failed) errors++;
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    open_connection(c);
+}
+
+static void send_message(connection *c)
+{
+    start_sending(c, frame, frame_length);
+    c->sent_at = now();
+}
+
+static void record(connection *c)
+{
+    double t = now();
+    if (c->sent_at >= measure_from && t <= measure_until) {
+        completed++;
+        if (sample_count < MAX_SAMPLES) samples[sample_count++] = t - c->sent_at;
+    }
+}
+
+static void handshake_done(connection *c)
+{
+    if (measuring_handshakes) {
+        record(c);
+        c->phase = CLOSING;
+        start_sending(c, (const char *)close_frame, sizeof(close_frame));
+        return;
+    }
+    c->phase = RUNNING;
+    send_message(c);
+}
+
+/* Parses the bytes of server frames; returns 0, or -1 on a protocol error
+ * or the server's close. */
+static int consume_frames(connection *c, const unsigned char *data, size_t length)
+{
+    while (length > 0) {
+        if (!c->in_payload) {
+            size_t need = 2, i;
+            int len7;
+            while (c->header_have < 2 && length > 0) {
+                c->frame_header[c->header_have++] = *data++;
+                length--;
+            }
+            if (c->header_have < 2) return 0;
+            len7 = c->frame_header[1] & 0x7f;
+            if (c->frame_header[1] & 0x80) return -1;  /* servers never mask */
+            need += len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+            while (c->header_have < need && length > 0) {
+                c->frame_header[c->header_have++] = *data++;
+                length--;
+            }
+            if (c->header_have < need) return 0;
+            c->frame_fin = c->frame_header[0] & 0x80;
+            c->frame_opcode = c->frame_header[0] & 0x0f;
+            c->payload_left = (uint64_t)len7;
+            if (len7 >= 126) {
+                c->payload_left = 0;
+                for (i = 2; i < need; i++) c->payload_left = (c->payload_left << 8) | c->frame_header[i];
+            }
+            c->header_have = 0;
+            c->in_payload = 1;
+            if (c->frame_opcode < 0x8) c->message_bytes += c->payload_left;
+        }
+        if (c->payload_left > 0) {
+            size_t take = length < c->payload_left ? length : (size_t)c->payload_left;
+            c->payload_left -= take;
+            data += take;
+            length -= take;
+            if (c->payload_left > 0) return 0;
+        }
+        c->in_payload = 0;
+        if (c->frame_opcode == 0x8) return -1;
+        if (c->frame_opcode < 0x8 && c->frame_fin) {  /* pings and pongs are skipped */
+            /* An uncompressed echo must be as long as what was sent. */
+            if (!deflate_wanted && c->message_bytes != message_size) return -1;
+            c->message_bytes = 0;
+            record(c);
+            send_message(c);
+        }
+    }
+    return 0;
+}
+
+/* The handshake response: 101, with the extension when asked for.
+ * Returns 1 when complete (*used: its bytes), 0 for more, -1 refused. */
+static int consume_handshake(connection *c, const unsigned char *data, size_t length, size_t *used)
+{
+    char *end;
+    size_t room = sizeof(c->head) - 1 - c->head_length;
+    size_t take = length < room ? length : room;
+    size_t before = c->head_length;
+    memcpy(c->head + c->head_length, data, take);
+    c->head_length += take;
+    c->head[c->head_length] = '\0';
+    end = strstr(c->head, "\r\n\r\n");
+    if (!end) {
+        *used = take;
+        return c->head_length == sizeof(c->head) - 1 ? -1 : 0;
+    }
+    *used = (size_t)(end + 4 - c->head) - before;
+    if (strncmp(c->head, "HTTP/1.1 101", 12) != 0) return -1;
+    if (deflate_wanted && !strcasestr(c->head, "permessage-deflate")) {
+        fprintf(stderr, "wsload: the server did not accept permessage-deflate\n");
+        exit(3);
+    }
+    handshake_done(c);
+    return 1;
+}
+
+/* Writes what is pending; returns -1 if the connection was recycled. */
+static int flush(connection *c)
+{
+    if (c->phase == CONNECTING) {
+        int error = 0;
+        socklen_t size = sizeof(error);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &size);
+        if (error) {
+            recycle(c, 1);
+            return -1;
+        }
+        c->phase = HANDSHAKING;
+    }
+    while (c->out_offset < c->out_length) {
+        ssize_t n = write(c->fd, c->out + c->out_offset, c->out_length - c->out_offset);
+        if (n < 0) {
+            if (errno == EAGAIN) break;
+            recycle(c, 1);
+            return -1;
+        }
+        c->out_offset += (size_t)n;
+    }
+    update_interest(c);
+    return 0;
+}
+
+static void on_readable(connection *c)
+{
+    static unsigned char buffer[READ_BUFFER];
+    for (;;) {
+        ssize_t n = read(c->fd, buffer, sizeof(buffer));
+        size_t offset = 0;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0 || c->phase == CLOSING) {
+            /* In handshake mode the server's close reply (or its end of
+             * the connection) completes the cycle. */
+            recycle(c, c->phase != CLOSING);
+            return;
+        }
+        if (c->phase == HANDSHAKING) {
+            int done = consume_handshake(c, buffer, (size_t)n, &offset);
+            if (done < 0) {
+                recycle(c, 1);
+                return;
+            }
+            if (!done) continue;
+        }
+        if (c->phase == RUNNING && consume_frames(c, buffer + offset, (size_t)n - offset) < 0) {
+            recycle(c, 1);
+            return;
+        }
+        if (flush(c) < 0) return;
+    }
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    int port, count, seconds;
+    const char *path;
+    size_t size = 0;
+    connection *connections;
+    struct epoll_event events[256];
+    double started;
+    int i;
+
+    if (argc >= 6 && strcmp(argv[1], "handshakes") == 0) {
+        measuring_handshakes = 1;
+        seconds = atoi(argv[5]);
+    } else if (argc >= 7 && strcmp(argv[1], "echo") == 0) {
+        size = (size_t)atol(argv[5]);
+        message_size = size;
+        seconds = atoi(argv[6]);
+        deflate_wanted = argc >= 8 && strcmp(argv[7], "deflate") == 0;
+    } else {
+        fprintf(stderr, "usage: wsload echo PORT PATH CONNECTIONS SIZE SECONDS [deflate]\n"
+                        "       wsload handshakes PORT PATH CONCURRENCY SECONDS\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);  /* a peer gone mid-write is an error return, not death */
+    port = atoi(argv[2]);
+    path = argv[3];
+    count = atoi(argv[4]);
+
+    handshake_length = (size_t)snprintf(handshake, sizeof(handshake),
+        "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+        path, port, deflate_wanted ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                     "client_no_context_takeover; server_no_context_takeover\r\n" : "");
+    if (!measuring_handshakes) {
+        unsigned char *payload = make_payload(size);
+        if (deflate_wanted) {
+            size_t compressed_size;
+            unsigned char *compressed = compress_payload(payload, size, &compressed_size);
+            frame = make_frame(compressed, compressed_size, 1, &frame_length);
+            free(compressed);
+        } else {
+            frame = make_frame(payload, size, 0, &frame_length);
+        }
+        free(payload);
+    }
+
+    server.sin_family = AF_INET;
+    server.sin_port = htons((uint16_t)port);
+    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    samples = malloc(sizeof(double) * MAX_SAMPLES);
+    epoll_fd = epoll_create1(0);
+    if (epoll_fd < 0) fail("epoll_create1");
+
+    started = now();
+    measure_from = started + WARMUP_SECONDS;
+    measure_until = started + WARMUP_SECONDS + seconds;
+    connections = calloc((size_t)count, sizeof(connection));
+    for (i = 0; i < count; i++) open_connection(&connections[i]);
+
+    while (now() < measure_until) {
+        int n = epoll_wait(epoll_fd, events, 256, 100), j;
+        if (n < 0 && errno != EINTR) fail("epoll_wait");
+        for (j = 0; j < n; j++) {
+            connection *c = events[j].data.ptr;
+            if (events[j].events & (EPOLLOUT | EPOLLERR) && flush(c) < 0) continue;
+            if (events[j].events & (EPOLLIN | EPOLLHUP)) on_readable(c);
+        }
+    }
+
+    qsort(samples, sample_count, sizeof(double), by_value);
+    printf("{\"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %ld}\n",
+           completed / (double)seconds,
+           sample_count ? samples[sample_count / 2] * 1e6 : 0.0,
+           sample_count ? samples[(size_t)(sample_count * 0.99)] * 1e6 : 0.0, errors);
+    return 0;
+}
