@@ -1,19 +1,20 @@
 """A WebSocket client over one HTTP/2 stream (RFC 8441 extended CONNECT),
-built on the `h2` package, with the same frame-level interface as
-rawws.RawWebSocket: what a browser does when the server advertises
-SETTINGS_ENABLE_CONNECT_PROTOCOL."""
+built on the `h2` package, as a browser opens one when the server
+advertises SETTINGS_ENABLE_CONNECT_PROTOCOL. Frames are read as
+rawws.RawWebSocket reads them."""
 
 import socket
 import ssl
-import struct
 
 import h2.config
 import h2.connection
 import h2.events
 import h2.settings
 
+from rawws import ServerFrameReader
 
-class H2WebSocket:
+
+class H2WebSocket(ServerFrameReader):
     def __init__(self, port, path="/echo", headers=(), timeout=5):
         """Connects, waits for the server's SETTINGS, opens the stream.
         `status` is the server's answer (200 when the WebSocket is open);
@@ -107,24 +108,6 @@ class H2WebSocket:
             self._receive()
         data, self.buffer = self.buffer[:n], self.buffer[n:]
         return data
-
-    def read_frame(self):
-        """Returns (fin, opcode, payload) of one server frame."""
-        first, second = self._read(2)
-        assert second & 0x80 == 0, "server frames must not be masked"
-        n = second & 0x7F
-        if n == 126:
-            n = struct.unpack("!H", self._read(2))[0]
-        elif n == 127:
-            n = struct.unpack("!Q", self._read(8))[0]
-        return bool(first & 0x80), first & 0x0F, self._read(n)
-
-    def read_close(self):
-        """Reads frames until a close; returns its code (None if empty)."""
-        while True:
-            _, opcode, payload = self.read_frame()
-            if opcode == 0x8:
-                return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
 
     def close(self):
         self.sock.close()

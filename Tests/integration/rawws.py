@@ -60,26 +60,11 @@ def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, length_override=None)
     return header + key + masked
 
 
-class RawWebSocket:
-    def __init__(self, port, path="/echo", timeout=5, extra=""):
-        """`extra`: more request header lines, each ending in CR LF."""
-        status, headers, self.sock, self.buffer = http_request(
-            port, upgrade_request(path, extra=extra), timeout)
-        assert status == 101, status
-        self.headers = headers
-        self.last_rsv = 0
+class ServerFrameReader:
+    """Reads the server's frames from whatever `_read(n)` (exactly n bytes)
+    takes them from: a socket here, an HTTP/2 stream in h2ws."""
 
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _read(self, n):
-        while len(self.buffer) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buffer += chunk
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
-        return data
+    last_rsv = 0
 
     def read_frame(self):
         """Returns (fin, opcode, payload) of one server frame; its RSV bits
@@ -100,6 +85,27 @@ class RawWebSocket:
             _, opcode, payload = self.read_frame()
             if opcode == 0x8:
                 return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+
+
+class RawWebSocket(ServerFrameReader):
+    def __init__(self, port, path="/echo", timeout=5, extra=""):
+        """`extra`: more request header lines, each ending in CR LF."""
+        status, headers, self.sock, self.buffer = http_request(
+            port, upgrade_request(path, extra=extra), timeout)
+        assert status == 101, status
+        self.headers = headers
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _read(self, n):
+        while len(self.buffer) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
 
     def at_eof(self):
         """True when the server closed the TCP connection."""
