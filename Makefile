@@ -16,7 +16,9 @@ SDK := $(BUILD)/sdk
 SWIFT_BUILD := .build/release
 VERSION := $(shell cat VERSION)
 # Handlers carry this stamp; the module refuses those built against another
-# engine or compiler (no Swift library evolution: layouts must match).
+# engine or compiler (no Swift library evolution: layouts must match). It is
+# worked out with the engine and kept in $(SDK)/abi, which the module and
+# swiftwebsocket-build both read.
 ABI = $(VERSION)+$(shell $(SWIFT) --version 2>/dev/null | sed -n 's/.*Swift version \([^ ]*\).*/\1/p' | head -1)
 
 MODULE := $(BUILD)/mod_swiftwebsocket.so
@@ -38,7 +40,7 @@ deps:
 	@scripts/install-deps
 
 # Order-only: apt must finish before anything compiles, even under make -j.
-$(ENGINE): $(SWIFT_SOURCES) | deps
+$(ENGINE): $(SWIFT_SOURCES) VERSION | deps
 	$(SWIFT) build -c release --product SwiftWebSocket
 	mkdir -p $(SDK)/lib $(SDK)/Modules
 	# Replaced, not overwritten: a running httpd may have the old one mapped.
@@ -60,7 +62,7 @@ $(MODULE): $(SHIM_SOURCES) $(ENGINE)
 	$(CC) -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
 	  $(shell $(APXS) -q CFLAGS) -I$(shell $(APXS) -q INCLUDEDIR) \
 	  $(shell apr-1-config --cppflags --includes) $(shell apu-1-config --includes) \
-	  -ICShim -ICShim/include -DSWIFTWS_ENGINE_ABI='"$(ABI)"' \
+	  -ICShim -ICShim/include -DSWIFTWS_ENGINE_ABI="\"$$(cat $(SDK)/abi)\"" \
 	  CShim/mod_swiftwebsocket.c CShim/configuration.c CShim/connection_io.c CShim/handler_registry.c \
 	  -o $@ -L$(SDK)/lib -lSwiftWebSocket -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
 
@@ -84,7 +86,7 @@ bench-tools: $(BENCH_TOOLS)
 run: all
 	@scripts/run-httpd --port $(PORT) $(if $(TLS_PORT),--tls-port $(TLS_PORT)) --foreground
 
-venv:
+venv: deps
 	@scripts/install-test-deps
 
 engine-test:

@@ -219,10 +219,11 @@ static const number_directive deflate_window_bits = RANGE(deflate_window_bits, 9
 static const number_directive deflate_memory_level = RANGE(deflate_memory_level, 1, 9);
 static const number_directive deflate_compression_level = RANGE(deflate_compression_level, 0, 9);
 static const number_directive deflate_minimum_size = BYTES(deflate_minimum_size, 0);
-/* Durations: min is in milliseconds, 0 where "off" is allowed. */
-static const number_directive ping_interval = BYTES(ping_interval_ms, 0);
-static const number_directive ping_timeout = BYTES(ping_timeout_ms, 1);
-static const number_directive idle_timeout = BYTES(idle_timeout_ms, 0);
+/* Milliseconds; min 0 where "off" is allowed. */
+#define DURATION(field, min) { APR_OFFSETOF(swiftws_dir_config, field), min, APR_INT64_MAX, 1 }
+static const number_directive ping_interval = DURATION(ping_interval_ms, 0);
+static const number_directive ping_timeout = DURATION(ping_timeout_ms, 1);
+static const number_directive idle_timeout = DURATION(idle_timeout_ms, 0);
 
 #define CONNECTION_CONF (RSRC_CONF | ACCESS_CONF)
 

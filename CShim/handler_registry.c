@@ -270,17 +270,16 @@ static void scan(apr_pool_t *p, server_rec *s, const swiftws_handler_source *sou
             const char *why = NULL;
             swiftws_handler_entry *handler = apr_pcalloc(p, sizeof(*handler));
             /* Named by where it sits under the root, not where it leads. */
-            handler->resource = apr_pstrndup(p, path + strlen(source->root),
-                                             strlen(path) - strlen(source->root) - strlen(HANDLER_SUFFIX));
+            const char *resource = apr_pstrndup(p, path + strlen(source->root),
+                                                strlen(path) - strlen(source->root) - strlen(HANDLER_SUFFIX));
             handler->handler_type = load_handler(p, s, resolved, &why);
             if (!handler->handler_type) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "cannot load WebSocket handler %s: %s",
                              path, why);
                 continue;
             }
-            apr_hash_set(handlers, handler->resource, APR_HASH_KEY_STRING, handler);
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "WebSocket handler %s serves %s",
-                         path, handler->resource);
+            apr_hash_set(handlers, resource, APR_HASH_KEY_STRING, handler);
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "WebSocket handler %s serves %s", path, resource);
         }
     }
     apr_dir_close(handle);
@@ -303,7 +302,6 @@ static const char *apply_map(apr_pool_t *p, server_rec *s, const char *map_file,
         const char *alias = ap_getword_conf(p, &rest);
         const char *existing = ap_getword_conf(p, &rest);
         const swiftws_handler_entry *target;
-        swiftws_handler_entry *entry;
         if (alias[0] == '\0' || alias[0] == '#') {
             continue;
         }
@@ -319,9 +317,7 @@ static const char *apply_map(apr_pool_t *p, server_rec *s, const char *map_file,
                          "serves %s; %s is not mapped", map_file, file->line_number, existing, alias);
             continue;
         }
-        entry = apr_pmemdup(p, target, sizeof(*entry));
-        entry->resource = alias;
-        apr_hash_set(handlers, alias, APR_HASH_KEY_STRING, entry);
+        apr_hash_set(handlers, alias, APR_HASH_KEY_STRING, target);
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "WebSocket resource %s is served as %s", alias, existing);
     }
     ap_cfg_closefile(file);

@@ -13,8 +13,8 @@
 #include "httpd.h"
 #include "apr_hash.h"
 
+/* What serves one resource path (the table's key, e.g. "/chat/room"). */
 typedef struct {
-    const char *resource;   /* "/chat/room" */
     void *handler_type;     /* from the handler's swiftwebsocket_handler_type() */
 } swiftws_handler_entry;
 

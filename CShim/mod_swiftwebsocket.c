@@ -41,27 +41,52 @@ module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
 /* 16 random bytes in base64: 22 characters and "==". */
 #define WEBSOCKET_KEY_LENGTH 24
 
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether a virtual host serves exactly the main server's handlers (it
+ * inherits or repeats its handler directives): it then shares the main
+ * server's table instead of scanning, loading and logging all over again. */
+static int same_handler_source(const swiftws_server_config *a, const swiftws_server_config *b)
+{
+    return same_text(a->handler_root, b->handler_root) && same_text(a->scan_directory, b->scan_directory)
+           && same_text(a->map_file, b->map_file) && a->allow_outside_root == b->allow_outside_root;
+}
+
 /* Scans every server's handler root and loads its handlers. Runs in the
  * parent at startup and on each graceful restart, and for configtest. */
 static int load_all_handlers(apr_pool_t *pconf, server_rec *main_server)
 {
+    swiftws_server_config *main_conf =
+        ap_get_module_config(main_server->module_config, &swiftwebsocket_module);
     server_rec *s;
     for (s = main_server; s; s = s->next) {
         swiftws_server_config *conf =
             ap_get_module_config(s->module_config, &swiftwebsocket_module);
         swiftws_handler_source source;
-        const char *error;
+        const char *error = NULL;
+        if (s != main_server && same_handler_source(conf, main_conf)) {
+            conf->handlers = main_conf->handlers;
+            continue;
+        }
         if (!conf->handler_root) {
+            if (conf->scan_directory || conf->map_file) {
+                ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "SwiftWebSocketHandlerScan and "
+                             "SwiftWebSocketHandlerMap need a SwiftWebSocketHandlerRoot");
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
             continue;
         }
         source.root = conf->handler_root;
         source.scan_directory = NULL;
         source.map_file = conf->map_file;
         source.allow_outside_root = conf->allow_outside_root == 1;
-        error = conf->scan_directory
-                    ? swiftws_scan_directory(pconf, conf->handler_root, conf->scan_directory,
-                                             &source.scan_directory)
-                    : NULL;
+        if (conf->scan_directory) {
+            error = swiftws_scan_directory(pconf, conf->handler_root, conf->scan_directory,
+                                           &source.scan_directory);
+        }
         if (!error) {
             error = swiftws_load_handlers(pconf, s, &source, &conf->handlers);
         }
@@ -73,9 +98,15 @@ static int load_all_handlers(apr_pool_t *pconf, server_rec *main_server)
     return OK;
 }
 
-static void test_config(apr_pool_t *pconf, server_rec *s)
+/* `apachectl -t` (and Debian's apache2ctl before a graceful restart) runs
+ * no post_config: load the handlers here, so a configuration that would
+ * stop httpd fails the test instead of taking a running server down. */
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    load_all_handlers(pconf, s);
+    if (ap_state_query(AP_SQ_RUN_MODE) != AP_SQ_RM_CONFIG_TEST) {
+        return OK;
+    }
+    return load_all_handlers(pconf, s);
 }
 
 /* ---- Hooks ---- */
@@ -91,7 +122,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 /* A restart: WebSockets would otherwise keep this old generation's child
  * alive for as long as their clients stay. A child retired for another
  * reason (MaxConnectionsPerChild, fewer idle threads wanted) keeps its
- * WebSockets until they end. */
+ * WebSockets until they end. An ungraceful stop needs nothing: the event
+ * MPM shuts the connections' sockets itself before this runs. */
 static void child_stopping(apr_pool_t *pchild, int graceful)
 {
     int generation = 0;
@@ -115,7 +147,7 @@ static int header_parser(request_rec *r)
         return DECLINED;
     }
     conf = ap_get_module_config(r->server->module_config, &swiftwebsocket_module);
-    if (!conf || !conf->handlers) {
+    if (!conf->handlers) {
         return DECLINED;
     }
     entry = apr_hash_get(conf->handlers, r->uri, APR_HASH_KEY_STRING);
@@ -139,7 +171,7 @@ static int is_websocket_key(const char *key)
         return 0;
     }
     for (i = 0; i < 22; i++) {
-        if (!strchr(alphabet, key[i]) || key[i] == '\0') {
+        if (!strchr(alphabet, key[i])) {
             return 0;
         }
     }
@@ -339,7 +371,7 @@ static int websocket_handler(request_rec *r)
 static void register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_test_config(test_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(header_parser, NULL, NULL, APR_HOOK_MIDDLE);
     /* First: a WebSocket request is ours whatever r->handler says by now. */

@@ -9,7 +9,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from conftest import APACHE, TOP, refused_startup, serve, start_httpd
+from conftest import APACHE, TOP, Httpd, refused_startup, serve, start_httpd
 from rawws import RawWebSocket, frame, http_request, upgrade_request
 
 
@@ -110,3 +110,16 @@ def test_configtest_reports_load_errors(mixed_httpd, mixed_root):
     result = subprocess.run([APACHE, "-t", "-f", str(mixed_httpd.conf)], capture_output=True, text=True)
     assert result.returncode == 0  # bad handlers do not stop the others
     assert f"cannot load WebSocket handler {mixed_root}/plain_wsh.so" in result.stderr
+
+
+
+def test_configtest_fails_on_a_configuration_startup_would_refuse(tmp_path_factory, tmp_path):
+    # Debian's apache2ctl runs the configtest before a graceful restart; a
+    # test that passed here would let the restart take the server down.
+    handler_map = tmp_path / "map"
+    handler_map.write_text("just-one-word\n")
+    server = Httpd(tmp_path_factory.mktemp("httpd"), extra_conf=f"SwiftWebSocketHandlerMap {handler_map}\n")
+    assert subprocess.run(server.command(), capture_output=True).returncode != 0
+    result = subprocess.run([APACHE, "-t", "-f", str(server.conf)], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"SwiftWebSocketHandlerMap {handler_map} line 1: expected" in result.stderr
