@@ -122,8 +122,9 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 /* A restart: WebSockets would otherwise keep this old generation's child
  * alive for as long as their clients stay. A child retired for another
  * reason (MaxConnectionsPerChild, fewer idle threads wanted) keeps its
- * WebSockets until they end. An ungraceful stop needs nothing: the event
- * MPM shuts the connections' sockets itself before this runs. */
+ * WebSockets until they end. An ungraceful stop gets no 1001: the event
+ * MPM shuts the connections' sockets as it stops (a close frame written
+ * then fails, as tried). */
 static void child_stopping(apr_pool_t *pchild, int graceful)
 {
     int generation = 0;
