@@ -34,31 +34,39 @@ final class Deflater {
     /// a message the final 0x00 0x00 0xFF 0xFF the flush leaves is removed
     /// (RFC 7692 7.2.1); a fragment before the end keeps it, as it is part
     /// of the message's compressed bytes. False if zlib failed.
+    ///
+    /// zlib writes into a scratch buffer (on the stack where there is room)
+    /// and only what it produced is appended, and the input goes in in slices zlib's 32-bit
+    /// counters can take: a large message costs its compressed size, not a
+    /// cleared worst-case buffer.
     func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], endOfMessage: Bool = true) -> Bool {
         output.removeAll(keepingCapacity: true)
-        stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: Bytef.self))
-        stream.pointee.avail_in = uInt(input.count)
         defer {
             stream.pointee.next_in = nil
             stream.pointee.avail_in = 0
-        }
-        while true {
-            // deflateBound covers the data; the flush adds at most a few bytes.
-            let room = Int(deflateBound(stream, uLong(stream.pointee.avail_in))) + 16
-            let start = output.count
-            output.append(contentsOf: repeatElement(0, count: room))
-            let status: Int32 = output.withUnsafeMutableBytes { raw in
-                stream.pointee.next_out = raw.baseAddress!.advanced(by: start).assumingMemoryBound(to: Bytef.self)
-                stream.pointee.avail_out = uInt(room)
-                return deflate(stream, Z_SYNC_FLUSH)
-            }
-            let unused = Int(stream.pointee.avail_out)
-            output.removeLast(unused)
             stream.pointee.next_out = nil
-            guard status == Z_OK || status == Z_BUF_ERROR else { return false }
-            // A sync flush is complete when zlib left output room unused.
-            if stream.pointee.avail_in == 0 && unused > 0 { break }
         }
+        let compressed = withUnsafeTemporaryAllocation(of: Bytef.self, capacity: Self.step) { scratch in
+            var offset = 0
+            repeat {
+                let slice = min(input.count - offset, Self.maximumSlice)
+                stream.pointee.next_in = UnsafeMutablePointer(
+                    mutating: input.baseAddress?.advanced(by: offset).assumingMemoryBound(to: Bytef.self))
+                stream.pointee.avail_in = uInt(slice)
+                offset += slice
+                // A sync flush is complete when zlib left output room unused.
+                repeat {
+                    stream.pointee.next_out = scratch.baseAddress
+                    stream.pointee.avail_out = uInt(Self.step)
+                    let status = deflate(stream, Z_SYNC_FLUSH)
+                    guard status == Z_OK || status == Z_BUF_ERROR else { return false }
+                    let produced = Self.step - Int(stream.pointee.avail_out)
+                    output.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<produced]))
+                } while stream.pointee.avail_in > 0 || stream.pointee.avail_out == 0
+            } while offset < input.count
+            return true
+        }
+        guard compressed else { return false }
         if output.isEmpty && input.isEmpty {
             // Nothing in, nothing pending after an earlier flush: zlib
             // writes no block at all. An empty stored block says the same.
@@ -68,4 +76,9 @@ final class Deflater {
         if endOfMessage { output.removeLast(4) }
         return true
     }
+
+    /// How much zlib writes per call.
+    private static let step = 64 * 1024
+    /// Input per call, within zlib's 32-bit `avail_in`.
+    private static let maximumSlice = 1 << 30
 }

@@ -32,47 +32,49 @@ final class Inflater {
         stream.deallocate()
     }
 
-    /// Inflates all of `input`, appending to `output`.
+    /// Inflates all of `input`, appending to `output`. zlib writes into a
+    /// scratch buffer on the stack and only what it produced is appended:
+    /// no room is reserved and cleared ahead of output that may never come.
     func inflate(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) -> Outcome {
         guard let base = input.baseAddress, input.count > 0 else { return .ok }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
-        stream.pointee.avail_in = uInt(input.count)
+        stream.pointee.avail_in = uInt(input.count)  // at most one read's worth
         defer {
             stream.pointee.next_in = nil
             stream.pointee.avail_in = 0
-        }
-        while true {
-            if output.count > limit { return .tooBig }
-            // Room for the likely output, at most one byte past the limit.
-            let remaining = limit - output.count
-            let room = min(max(input.count * 4, 4096), 256 * 1024, remaining < 256 * 1024 ? remaining + 1 : 256 * 1024)
-            let start = output.count
-            let inputBefore = stream.pointee.avail_in
-            output.append(contentsOf: repeatElement(0, count: room))
-            let status: Int32 = output.withUnsafeMutableBytes { raw in
-                stream.pointee.next_out = raw.baseAddress!.advanced(by: start).assumingMemoryBound(to: Bytef.self)
-                stream.pointee.avail_out = uInt(room)
-                return CZlib.inflate(stream, Z_SYNC_FLUSH)
-            }
-            let produced = room - Int(stream.pointee.avail_out)
-            output.removeLast(room - produced)
             stream.pointee.next_out = nil
-            switch status {
-            case Z_OK, Z_BUF_ERROR:
-                // Done once all input is used and zlib had room to spare.
-                if stream.pointee.avail_in == 0 && stream.pointee.avail_out > 0 {
-                    return output.count > limit ? .tooBig : .ok
+        }
+        return withUnsafeTemporaryAllocation(of: Bytef.self, capacity: Self.step) { scratch in
+            while true {
+                if output.count > limit { return .tooBig }
+                // At most one byte past the limit: enough to tell it was passed.
+                let room = min(Self.step, limit - output.count + 1)
+                let inputBefore = stream.pointee.avail_in
+                stream.pointee.next_out = scratch.baseAddress
+                stream.pointee.avail_out = uInt(room)
+                let status = CZlib.inflate(stream, Z_SYNC_FLUSH)
+                let produced = room - Int(stream.pointee.avail_out)
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<produced]))
+                switch status {
+                case Z_OK, Z_BUF_ERROR:
+                    // Done once all input is used and zlib had room to spare.
+                    if stream.pointee.avail_in == 0 && stream.pointee.avail_out > 0 {
+                        return output.count > limit ? .tooBig : .ok
+                    }
+                    // No progress possible: the rest needs more input.
+                    if produced == 0 && stream.pointee.avail_in == inputBefore { return .ok }
+                case Z_STREAM_END:
+                    // The peer ended the DEFLATE stream (BFINAL): what follows
+                    // starts a new one (RFC 7692 7.2.3.3).
+                    inflateReset(stream)
+                    if stream.pointee.avail_in == 0 { return output.count > limit ? .tooBig : .ok }
+                default:
+                    return .invalid
                 }
-                // No progress possible: the rest needs more input.
-                if produced == 0 && stream.pointee.avail_in == inputBefore { return .ok }
-            case Z_STREAM_END:
-                // The peer ended the DEFLATE stream (BFINAL): what follows
-                // starts a new one (RFC 7692 7.2.3.3).
-                inflateReset(stream)
-                if stream.pointee.avail_in == 0 { return output.count > limit ? .tooBig : .ok }
-            default:
-                return .invalid
             }
         }
     }
+
+    /// How much zlib writes per call.
+    private static let step = 64 * 1024
 }

@@ -5,15 +5,17 @@ public struct Keepalive: Sendable, Equatable {
     /// After this long without hearing from the peer, ping it; nil: never.
     /// The default is Python websockets' (20 s): it finds half-open TCP
     /// connections, which otherwise hold their thread forever.
-    public var pingInterval: Duration? = .seconds(20)
+    public var pingInterval: Duration?
     /// A peer that sends nothing within this long after a ping (the pong, or
-    /// anything else) is gone: the connection is closed with 1011.
-    public var pingTimeout: Duration = .seconds(20)
+    /// anything else) is gone: the connection is closed with 1011. Default
+    /// 20 s.
+    public var pingTimeout: Duration
     /// Close with 1001 after this long without a message in either
     /// direction, however lively the pings; nil (the default): never.
     public var idleTimeout: Duration?
-    /// How long to wait for the peer's close frame after sending ours.
-    public var closeTimeout: Duration = .seconds(10)
+    /// How long to wait for the peer's close frame after sending ours;
+    /// default 10 s.
+    public var closeTimeout: Duration
 
     public init(pingInterval: Duration? = .seconds(20), pingTimeout: Duration = .seconds(20),
                 idleTimeout: Duration? = nil, closeTimeout: Duration = .seconds(10)) {

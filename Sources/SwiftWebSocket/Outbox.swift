@@ -43,8 +43,11 @@ final class Outbox: Sendable {
         case .close: size = 0
         }
         return try state.withLock { state throws(WebSocketError) in
-            guard state.isOpen, !state.overflowed else { throw .closed }
+            guard state.isOpen else { throw .closed }
             guard state.queuedBytes + size <= limit else {
+                // Closed to everyone from now on; the owner, told by
+                // takeAll, sends the 1008.
+                state.isOpen = false
                 state.overflowed = true
                 throw .peerTooSlow
             }
@@ -63,7 +66,6 @@ final class Outbox: Sendable {
                 state.items = []
                 state.queuedBytes = 0
                 state.wakePending = false
-                if state.overflowed { state.isOpen = false }
             }
             return (state.items, state.overflowed)
         }

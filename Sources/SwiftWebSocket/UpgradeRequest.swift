@@ -33,7 +33,8 @@ public struct UpgradeRequest: Sendable {
 
     /// The first value of a header, matched case-insensitively.
     public func header(_ name: String) -> String? {
-        headerValues(name).first
+        let wanted = name.lowercased()
+        return headers.first { $0.name.lowercased() == wanted }?.value
     }
 
     /// Every value of a header, matched case-insensitively, in order.

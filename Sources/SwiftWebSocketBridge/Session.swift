@@ -10,7 +10,6 @@ final class Session {
     private let request: UpgradeRequest
     private let limits: Limits
     private let keepalive: Keepalive
-    private let configuredCompression: DeflateOptions
     private var compression: PerMessageDeflate?
     private let io: ShimConnectionIO
     private var subprotocol: String?
@@ -29,11 +28,10 @@ final class Session {
         }
         self.limits = limits
         self.keepalive = Self.keepalive(from: request.pointee)
-        self.configuredCompression = Self.deflateOptions(from: request.pointee)
-        try runExtraHandshake()
+        try runExtraHandshake(configuredCompression: Self.deflateOptions(from: request.pointee))
     }
 
-    private func runExtraHandshake() throws(Refused) {
+    private func runExtraHandshake(configuredCompression: DeflateOptions) throws(Refused) {
         var response = UpgradeResponse(compression: configuredCompression)
         do {
             try handler.extraHandshake(request, response: &response)

@@ -86,6 +86,8 @@ import Testing
         try onAnotherThread {
             try ws.send(text: "123456")
             #expect(throws: WebSocketError.peerTooSlow) { try ws.send(text: "789012") }
+            // Closed to senders at once, before the owner sends the 1008.
+            #expect(!ws.isOpen)
             #expect(throws: WebSocketError.closed) { try ws.send(text: "x") }
         }
         #expect(try ws.receive() == nil)

@@ -153,6 +153,25 @@ import Testing
         }
     }
 
+    /// Sizes around zlib's 64 KiB output step, compressible and not, both
+    /// ways through the engine's Deflater and Inflater.
+    @Test(arguments: [0, 1, 65_535, 65_536, 65_537, 300_000])
+    func messagesAroundTheOutputStepRoundTrip(size: Int) throws {
+        var rng = XorShift(seed: UInt64(size) + 1)
+        let noise = (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let text = Array(String(repeating: "abcdefghij", count: size / 10 + 1).utf8.prefix(size))
+        for payload in [noise, text] {
+            let deflater = try #require(Deflater(windowBits: 15, memoryLevel: 8, level: 6))
+            let inflater = try #require(Inflater(windowBits: 15))
+            var compressed: [UInt8] = []
+            #expect(payload.withUnsafeBytes { deflater.compress($0, into: &compressed) })
+            compressed += Deflater.syncFlushTail
+            var inflated: [UInt8] = []
+            #expect(compressed.withUnsafeBytes { inflater.inflate($0, into: &inflated, limit: size) } == .ok)
+            #expect(inflated == payload)
+        }
+    }
+
     @Test func fragmentedCompressedMessageHasRSV1OnFirstFrameOnly() throws {
         let client = try #require(Deflater(windowBits: 15, memoryLevel: 8, level: 6))
         let compressed = Self.compress("fragmented and compressed, fragmented and compressed", with: client)
