@@ -12,7 +12,6 @@ Run: .venv/bin/python bench/connection_memory.py [N]
 
 import asyncio
 import pathlib
-import subprocess
 import sys
 import tempfile
 
@@ -26,9 +25,8 @@ MESSAGE = "a fairly compressible message, " * 64
 
 
 def httpd_pss_kib(server):
-    pids = subprocess.run(["pgrep", "-f", str(server.conf)], capture_output=True, text=True).stdout.split()
     total = 0
-    for pid in pids:
+    for pid in server.pids():
         try:
             for line in open(f"/proc/{pid}/smaps_rollup"):
                 if line.startswith("Pss:"):
@@ -41,18 +39,23 @@ def httpd_pss_kib(server):
 async def open_connections(server, count, compression, sockets):
     for _ in range(count):
         ws = await connect(server.url("/echo"), compression=compression, max_size=None)
+        negotiated = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert ("permessage-deflate" in negotiated) == bool(compression), negotiated
         await ws.send(MESSAGE)
         assert await ws.recv() == MESSAGE
         sockets.append(ws)
     await asyncio.sleep(1)
-    return httpd_pss_kib(server)
+    return httpd_pss_kib(server), set(server.pids())
 
 
 async def measure(server, count, compression):
     sockets = []
     try:
-        half = await open_connections(server, count // 2, compression, sockets)
-        full = await open_connections(server, count - count // 2, compression, sockets)
+        half, half_pids = await open_connections(server, count // 2, compression, sockets)
+        full, full_pids = await open_connections(server, count - count // 2, compression, sockets)
+        # A child started in between would count its own cost as the
+        # connections'.
+        assert half_pids == full_pids, "httpd started processes during the measurement"
     finally:
         for ws in sockets:
             await ws.close()
@@ -61,8 +64,11 @@ async def measure(server, count, compression):
 
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    workers = count + 64
-    extra = (f"ServerLimit 8\nThreadsPerChild {workers // 4 + 1}\nMaxRequestWorkers {4 * (workers // 4 + 1)}\n"
+    # Four children with a thread for every connection from the start
+    # (ThreadLimit lifts the event MPM's cap of 64), so that no process is
+    # started while measuring.
+    threads = (count + 64) // 4 + 1
+    extra = (f"ServerLimit 8\nThreadLimit {threads}\nThreadsPerChild {threads}\nMaxRequestWorkers {4 * threads}\n"
              "StartServers 4\nMinSpareThreads 1\nMaxSpareThreads 100000\n")
     print(f"{count} connections, each after one {len(MESSAGE)}-byte echo; Pss growth of all httpd processes "
           f"from {count // 2} to {count} open connections")
