@@ -75,7 +75,7 @@ BENCH_TOOLS := $(BUILD)/wsload $(BUILD)/trivial_echo
 
 $(BUILD)/wsload: bench/wsload.c | deps
 	@mkdir -p $(BUILD)
-	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lz
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lz -lm
 
 $(BUILD)/trivial_echo: bench/trivial_echo.c
 	@mkdir -p $(BUILD)

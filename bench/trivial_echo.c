@@ -1,7 +1,7 @@
 /*
  * trivial_echo: the least a WebSocket echo server can do (fixed 101
- * answer, unmask, frame back), single-threaded on epoll. `make bench`
- * measures it first to show the load generator's own ceiling: no real
+ * answer, unmask, frame back), single-threaded on epoll. Measured
+ * first, it shows the load generator's own ceiling: no real
  * server can be measured faster than this.
  *
  *   trivial_echo PORT

@@ -1,6 +1,6 @@
 /*
- * wsload: a WebSocket echo load generator, the one every server in
- * `make bench` is measured with. One thread, epoll, non-blocking sockets;
+ * wsload: a WebSocket echo load generator, one for every server the
+ * benchmarks compare (make bench-tools builds it). One thread, epoll, non-blocking sockets;
  * each connection keeps exactly one message in flight: it sends a
  * pre-built (pre-masked, optionally pre-compressed) frame, waits for the
  * whole echo, records the round trip, sends again.
@@ -10,11 +10,13 @@
  *
  * Prints one JSON object: messages (or handshakes) per second over the
  * measured part of the run (after a warm-up), p50/p99 round trip in
- * microseconds, and the errors seen.
+ * microseconds, the errors seen over the whole run, and how many
+ * connections never got their 101.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -138,6 +140,7 @@ static char *frame;
 static size_t frame_length;
 static int deflate_wanted;
 static uint64_t message_size;
+static uint64_t compressed_echo_size;  /* of the first compressed echo */
 static int measuring_handshakes;
 
 static struct sockaddr_in server;
@@ -264,8 +267,11 @@ static int consume_frames(connection *c, const unsigned char *data, size_t lengt
         c->in_payload = 0;
         if (c->frame_opcode == 0x8) return -1;
         if (c->frame_opcode < 0x8 && c->frame_fin) {  /* pings and pongs are skipped */
-            /* An uncompressed echo must be as long as what was sent. */
+            /* An uncompressed echo is as long as what was sent; a
+             * compressed one (no context kept) as long every time. */
             if (!deflate_wanted && c->message_bytes != message_size) return -1;
+            if (deflate_wanted && compressed_echo_size == 0) compressed_echo_size = c->message_bytes;
+            if (deflate_wanted && c->message_bytes != compressed_echo_size) return -1;
             c->message_bytes = 0;
             record(c);
             send_message(c);
@@ -361,6 +367,15 @@ static int by_value(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The smallest sample at or above the fraction p of all (nearest rank). */
+static double percentile(double p)
+{
+    size_t rank;
+    if (sample_count == 0) return 0.0;
+    rank = (size_t)ceil(p * (double)sample_count);
+    return samples[rank > 0 ? rank - 1 : 0];
+}
+
 int main(int argc, char **argv)
 {
     int port, count, seconds;
@@ -369,7 +384,7 @@ int main(int argc, char **argv)
     connection *connections;
     struct epoll_event events[256];
     double started;
-    int i;
+    int i, waiting = 0;
 
     if (argc >= 6 && strcmp(argv[1], "handshakes") == 0) {
         measuring_handshakes = 1;
@@ -430,10 +445,14 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Connections still waiting for their 101 at the end (a server that
+     * serves fewer at once than asked) were measured as nothing. */
+    for (i = 0; i < count; i++) {
+        if (connections[i].phase == CONNECTING || connections[i].phase == HANDSHAKING) waiting++;
+    }
     qsort(samples, sample_count, sizeof(double), by_value);
-    printf("{\"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %ld}\n",
-           completed / (double)seconds,
-           sample_count ? samples[sample_count / 2] * 1e6 : 0.0,
-           sample_count ? samples[(size_t)(sample_count * 0.99)] * 1e6 : 0.0, errors);
+    printf("{\"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %ld, \"never_upgraded\": %d}\n",
+           completed / (double)seconds, percentile(0.50) * 1e6, percentile(0.99) * 1e6, errors,
+           measuring_handshakes ? 0 : waiting);
     return 0;
 }

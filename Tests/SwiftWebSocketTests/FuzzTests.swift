@@ -29,7 +29,7 @@ import Testing
     @Test func randomBuffersNeverTrap() {
         var rng = XorShift(seed: 0x5EED)
         var broken = 0
-        var sawMessage = false, sawFailure = false
+        var sawFailure = false
         for _ in 0..<20_000 {
             var h = Harness(limits: Limits(maxMessageSize: 1 << 16))
             let count = Int.random(in: 0...200, using: &rng)
@@ -37,13 +37,11 @@ import Testing
             let events = h.feed(bytes)
             if !Self.checkInvariants(events, h.engine, h.takeOutput()) { broken += 1 }
             for event in events {
-                if case .message = event { sawMessage = true }
                 if case .failed = event { sawFailure = true }
             }
         }
         #expect(broken == 0)
         #expect(sawFailure)
-        _ = sawMessage
     }
 
     /// Random input biased towards plausible frames (masked, small lengths,

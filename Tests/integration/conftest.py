@@ -1,11 +1,13 @@
 """A real httpd with the built module, started per test module on a free
 port through the same scripts/run-httpd that `make run` uses."""
 
+import asyncio
 import pathlib
 import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -16,14 +18,37 @@ MODULES = "/usr/lib/apache2/modules"
 TEST_HANDLERS = TOP / "Tests/integration/handlers"
 
 
+_built_handlers = {}  # (source text, file name) -> a private copy of the built .so
+
+
 def build_handler(source, directory, name=None):
     """Copies a handler source into `directory` (as `name`) and builds it
-    there with swiftwebsocket-build, as a user would."""
+    there with swiftwebsocket-build, as a user would. A source already
+    built under the same file name (which names its Swift module) in this
+    test run is copied instead: each build takes seconds."""
     target = pathlib.Path(directory) / (name or pathlib.Path(source).name)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(source, target)
-    subprocess.run([str(TOP / "bin/swiftwebsocket-build"), str(target)], check=True, capture_output=True)
+    key = (target.read_text(), target.name)
+    if key in _built_handlers:
+        shutil.copy(_built_handlers[key], target.with_suffix(".so"))
+    else:
+        subprocess.run([str(TOP / "bin/swiftwebsocket-build"), str(target)], check=True, capture_output=True)
+        cached = pathlib.Path(tempfile.mkdtemp(prefix="built-handler-")) / target.with_suffix(".so").name
+        shutil.copy(target.with_suffix(".so"), cached)
+        _built_handlers[key] = cached
     return target.with_suffix(".so")
+
+
+def run(coroutine, timeout=30):
+    """Runs a client coroutine to its end; a hung server fails the test
+    after `timeout` seconds instead of hanging the suite."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def request_facts(text):
+    """The request_facts handler's "name: value" lines as a dict."""
+    return dict(line.split(": ", 1) for line in text.split("\n"))
 
 
 def server_certificate():
@@ -79,11 +104,12 @@ class Httpd:
         """The parent and children of this httpd."""
         return subprocess.run(["pgrep", "-f", str(self.conf)], capture_output=True, text=True).stdout.split()
 
-    def wait_for_access_log(self, fragment, timeout=5):
-        """httpd logs a request once its handler has returned, a moment
-        after the client saw the close."""
+    def wait_for_access_log(self, fragment, more_than=0, timeout=5):
+        """Waits until the access log has the fragment more than
+        `more_than` times: httpd logs a request once its handler has
+        returned, a moment after the client saw the close."""
         deadline = time.monotonic() + timeout
-        while fragment not in self.access_log:
+        while self.access_log.count(fragment) <= more_than:
             assert time.monotonic() < deadline, f"access log never showed {fragment}"
             time.sleep(0.05)
 

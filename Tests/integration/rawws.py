@@ -43,6 +43,13 @@ def upgrade_request(path="/echo", key=None, version="13", extra="", method="GET"
     return request.encode()
 
 
+def upgrade_status(port, path, extra=""):
+    """Attempts the upgrade; returns (status, headers) and hangs up."""
+    status, headers, sock, _ = http_request(port, upgrade_request(path, extra=extra))
+    sock.close()
+    return status, headers
+
+
 def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, length_override=None):
     first = (0x80 if fin else 0) | (rsv << 4) | opcode
     n = len(payload) if length_override is None else length_override

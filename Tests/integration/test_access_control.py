@@ -2,7 +2,6 @@
 authorization answer 401/403 and the handler never runs; a user who passes
 is named to the handler. Over HTTP/1.1, wss and HTTP/2 alike."""
 
-import asyncio
 import base64
 import os
 import pathlib
@@ -13,9 +12,9 @@ import tempfile
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import MODULES, TEST_HANDLERS, build_handler, serve, tls_client_context
+from conftest import MODULES, TEST_HANDLERS, build_handler, request_facts, run, serve, tls_client_context
 from h2ws import H2WebSocket
-from rawws import http_request, upgrade_request
+from rawws import upgrade_status
 
 ALICE = "Basic " + base64.b64encode(b"alice:wonder").decode()
 MALLORY = "Basic " + base64.b64encode(b"alice:guess").decode()
@@ -61,18 +60,15 @@ def handler_runs(server):
 
 
 def status_of(server, path, authorization=None):
-    extra = f"Authorization: {authorization}\r\n" if authorization else ""
-    status, headers, sock, _ = http_request(server.port, upgrade_request(path, extra=extra))
-    sock.close()
-    return status, headers
+    return upgrade_status(server.port, path, f"Authorization: {authorization}\r\n" if authorization else "")
 
 
 def facts_over_ws(url, authorization=None, **options):
     async def go():
         headers = {"Authorization": authorization} if authorization else None
         async with connect(url, additional_headers=headers, **options) as ws:
-            return dict(line.split(": ", 1) for line in (await ws.recv()).split("\n"))
-    return asyncio.run(asyncio.wait_for(go(), 30))
+            return request_facts(await ws.recv())
+    return run(go())
 
 
 def h2_stream(server, path, authorization=None):

@@ -1,22 +1,17 @@
 """The routing and connection directives, each against its own httpd, and
 handlers added or changed under a running one."""
 
-import asyncio
 import os
-import pathlib
 import shutil
-import subprocess
 
 import pytest
-from websockets.asyncio.client import connect
 
-from conftest import TEST_HANDLERS, TOP, build_handler, refused_startup, start_httpd
-from rawws import RawWebSocket, frame, http_request, upgrade_request
+from conftest import TOP, build_handler, refused_startup, start_httpd
+from rawws import RawWebSocket, frame, upgrade_status
+
 
 def status_of(server, path, extra=""):
-    status, _, sock, _ = http_request(server.port, upgrade_request(path, extra=extra))
-    sock.close()
-    return status
+    return upgrade_status(server.port, path, extra)[0]
 
 
 def echoes(server, path):

@@ -1,14 +1,12 @@
 """Echo and close through a standard client (Python websockets)."""
 
-import asyncio
 
 import pytest
 import websockets
 from websockets.asyncio.client import connect
 
+from conftest import run
 
-def run(coroutine):
-    return asyncio.run(coroutine)
 
 
 async def echo_roundtrip(url, message, **kwargs):
@@ -72,14 +70,6 @@ def test_close_handler_closes_with_code_and_reason(httpd):
                 await ws.recv()
             return closed.value.rcvd.code, closed.value.rcvd.reason
     assert run(go()) == (3001, "see you")
-
-
-def test_ping_gets_pong(httpd):
-    async def go():
-        async with connect(httpd.url("/echo")) as ws:
-            pong = await ws.ping(b"abc")
-            return await asyncio.wait_for(pong, timeout=5)  # TimeoutError if no pong
-    assert run(go()) >= 0
 
 
 def test_static_page_is_still_served(httpd):

@@ -6,10 +6,9 @@ import re
 import subprocess
 
 import pytest
-import websockets
 from websockets.asyncio.client import connect
 
-from conftest import TEST_HANDLERS, TOP, build_handler, serve, start_httpd
+from conftest import TEST_HANDLERS, TOP, build_handler, request_facts, run, serve, start_httpd
 from rawws import RawWebSocket, frame
 
 API_HANDLERS = ("ping_wsh.swift", "fragments_wsh.swift", "passive_close_wsh.swift",
@@ -24,16 +23,13 @@ def server(tmp_path_factory):
     yield from serve(tmp_path_factory, handler_root=root)
 
 
-def run(coroutine):
-    return asyncio.run(coroutine)
-
 
 def test_extra_handshake_sees_the_request(server):
     async def go():
         async with connect(server.url("/request_facts?room=7&x=%20y"), origin="https://app.example",
                            subprotocols=["a.v1", "b.v2"],
                            additional_headers={"Cookie": "sid=abc; theme=\"dark\"", "X-Test": "yes"}) as ws:
-            return dict(line.split(": ", 1) for line in (await ws.recv()).split("\n"))
+            return request_facts(await ws.recv())
     facts = run(go())
     assert facts["resource"] == "/request_facts"
     assert facts["query"] == "room=7&x=%20y"

@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from rawws import RawWebSocket, http_request, upgrade_request
+from rawws import RawWebSocket, frame, http_request, upgrade_request
 
 
 def test_accept_key_matches_rfc(httpd):
@@ -91,5 +91,7 @@ def test_plain_get_of_a_handler_path_is_not_claimed(httpd):
 
 def test_server_still_serves_after_bad_handshakes(httpd):
     ws = RawWebSocket(httpd.port)
+    ws.send(frame(0x1, b"still here"))
+    assert ws.read_frame() == (True, 0x1, b"still here")
     ws.close()
     httpd.assert_no_crash()

@@ -20,15 +20,21 @@ def wsload(*args):
     (1, 64, ""), (20, 4096, ""), (4, 262144, ""), (8, 4096, "deflate")])
 def test_echo_round_trips(httpd, connections, size, mode):
     figures = wsload("echo", httpd.port, "/echo", connections, size, 1, *([mode] if mode else []))
-    assert figures["errors"] == 0
+    assert (figures["errors"], figures["never_upgraded"]) == (0, 0)
     assert figures["rate"] > 10
-    assert 0 < figures["p50_us"] <= figures["p99_us"]
+    assert figures["p50_us"] > 0
 
 
 def test_handshakes(httpd):
     figures = wsload("handshakes", httpd.port, "/echo", 4, 1)
     assert figures["errors"] == 0
     assert figures["rate"] > 10
+
+
+def test_connections_the_server_cannot_take_are_reported(httpd):
+    # run-httpd's child has 64 threads, one per open WebSocket.
+    figures = wsload("echo", httpd.port, "/echo", 80, 64, 1)
+    assert figures["never_upgraded"] >= 16
 
 
 def test_a_refusing_server_counts_as_errors(httpd):

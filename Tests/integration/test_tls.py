@@ -1,7 +1,6 @@
 """wss through mod_ssl: run-httpd's TLS port with the Python websockets
 client, and client certificates required by a <Location>."""
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -9,14 +8,10 @@ import subprocess
 import h2.errors
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidMessage, InvalidStatus
+from websockets.exceptions import InvalidMessage
 
-from conftest import TEST_HANDLERS, TOP, build_handler, serve, tls_client_context
+from conftest import TEST_HANDLERS, TOP, build_handler, request_facts, run, serve, tls_client_context
 from h2ws import H2WebSocket
-
-
-def facts_of(text):
-    return dict(line.split(": ", 1) for line in text.split("\n"))
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +45,6 @@ SSLCACertificateFile "{ca_certificate}"
 </Location>
 """)
 
-
-def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 30))
 
 
 def test_wss_echoes_text_and_binary(server):
@@ -92,7 +84,7 @@ def test_wss_with_permessage_deflate(server):
 def test_handler_sees_tls_facts(server):
     async def go():
         async with connect(server.wss_url("/request_facts"), ssl=tls_client_context()) as ws:
-            return facts_of(await ws.recv())
+            return request_facts(await ws.recv())
     facts = run(go())
     assert facts["secure"] == "true"
     assert facts["tls-protocol"].startswith("TLSv1.")
@@ -102,7 +94,7 @@ def test_handler_sees_tls_facts(server):
 def test_plain_ws_is_not_secure(server):
     async def go():
         async with connect(server.url("/request_facts")) as ws:
-            return facts_of(await ws.recv())
+            return request_facts(await ws.recv())
     facts = run(go())
     assert facts["secure"] == "false"
     assert facts["tls-protocol"] == "(none)"
@@ -130,22 +122,11 @@ def test_client_certificate_reaches_the_handler(server, client_ca):
     async def go():
         async with connect(server.wss_url("/certified/request_facts"),
                            ssl=tls_client_context(certificate, key)) as ws:
-            return facts_of(await ws.recv())
+            return request_facts(await ws.recv())
     facts = run(go())
     assert facts["client-verify"] == "SUCCESS"
     assert facts["client-dn"] == "CN=alice,O=Wonderland"
     assert facts["tls-protocol"] == "TLSv1.3"
-
-
-def test_wss_refuses_an_untrusted_client_of_plain_http(server):
-    # TLS port, plain bytes: mod_ssl answers 400, nothing reaches a handler.
-    async def go():
-        async with connect(f"ws://127.0.0.1:{server.tls_port}/echo"):
-            pass
-    with pytest.raises(InvalidStatus) as refused:
-        run(go())
-    assert refused.value.response.status_code == 400
-
 
 
 def test_client_certificate_location_is_refused_over_http2(server):
