@@ -4,6 +4,8 @@
 #                     (https/wss, HTTP/2) serving the examples; TLS_PORT= for none
 #   make test         engine tests (swift test) + integration tests against httpd
 #   make conformance  Autobahn testsuite against /echo (ws, then wss for 1-7 and 12.1)
+#   make bench        the module side by side with hummingbird-websocket, websockets
+#                     and pywebsocket3 (installs and builds them); BENCH_ARGS= for options
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
 
 PORT ?= 8080
@@ -32,7 +34,7 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 PREFIX ?= /usr/local
 SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
 
-.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools
+.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench
 
 all: deps $(MODULE) $(EXAMPLES)
 
@@ -82,6 +84,10 @@ $(BUILD)/trivial_echo: bench/trivial_echo.c
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
 bench-tools: $(BENCH_TOOLS)
+
+bench: all bench-tools
+	@scripts/install-bench-deps
+	.venv/bin/python bench/side_by_side.py $(BENCH_ARGS)
 
 run: all
 	@scripts/run-httpd --port $(PORT) $(if $(TLS_PORT),--tls-port $(TLS_PORT)) --foreground

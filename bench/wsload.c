@@ -7,11 +7,19 @@
  *
  *   wsload echo PORT PATH CONNECTIONS SIZE SECONDS [deflate]
  *   wsload handshakes PORT PATH CONCURRENCY SECONDS
+ *   wsload hold PORT PATH CONNECTIONS SIZE [deflate]
  *
- * Prints one JSON object: messages (or handshakes) per second over the
- * measured part of the run (after a warm-up), p50/p99 round trip in
+ * echo and handshakes print one JSON object: messages (or handshakes) per
+ * second over the measured part of the run, p50/p99 round trip in
  * microseconds, the errors seen over the whole run, and how many
- * connections never got their 101.
+ * connections never got their 101. The measured part starts after a
+ * warm-up that begins once every connection has upgraded, so opening
+ * 1,000 connections is not measured as echo time.
+ *
+ * hold opens the connections, has each echo one message (so compression
+ * state exists on both sides), then keeps them open and idle: it prints
+ * {"held": N, ...} and waits for its standard input to close. The memory
+ * benchmark reads the server's size meanwhile.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,11 +38,14 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define WARMUP_SECONDS 1.0
+#define WARMUP_SECONDS 0.5
+/* Past this, a server that has not upgraded every connection is measured
+ * with those it did upgrade (never_upgraded says how many it did not). */
+#define UPGRADE_DEADLINE_SECONDS 5.0
 #define MAX_SAMPLES (4 * 1024 * 1024)
 #define READ_BUFFER (256 * 1024)
 
-enum phase { CONNECTING, HANDSHAKING, RUNNING, CLOSING };
+enum phase { CONNECTING, HANDSHAKING, RUNNING, HELD, CLOSING };
 
 typedef struct {
     int fd;
@@ -54,6 +65,7 @@ typedef struct {
     int frame_opcode;
     double sent_at;
     int watching_out;         /* EPOLLOUT is in the interest set */
+    int upgraded;             /* has had a 101 (a reconnect counts once) */
 } connection;
 
 static double now(void)
@@ -90,7 +102,8 @@ static unsigned char *make_payload(size_t size)
 
 /* One raw DEFLATE block sequence for the payload, as permessage-deflate
  * sends it (sync flush, its 00 00 FF FF tail removed). No context is kept
- * between messages: the client offers client_no_context_takeover. */
+ * between messages: a client may always leave out references to earlier
+ * messages, whatever was negotiated, so every server can take these. */
 static unsigned char *compress_payload(const unsigned char *payload, size_t size, size_t *compressed_size)
 {
     z_stream z;
@@ -132,6 +145,17 @@ static char *make_frame(const unsigned char *payload, size_t size, int compresse
     return frame;
 }
 
+/* Echo runs ask the server not to keep its compression context between
+ * messages: otherwise each echo of the same message would be a few bytes
+ * of back-references to the one before, not a compressed message.
+ * (client_no_context_takeover is not offered: pywebsocket3 declines
+ * offers that carry it.) Idle connections are held with the offer
+ * browsers make, so the memory they cost is what a browser's costs. */
+static const char deflate_offer_for_echo[] =
+    "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n";
+static const char deflate_offer_of_browsers[] =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
 static const unsigned char close_frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8};
 
 static char handshake[1024];
@@ -142,6 +166,8 @@ static int deflate_wanted;
 static uint64_t message_size;
 static uint64_t compressed_echo_size;  /* of the first compressed echo */
 static int measuring_handshakes;
+static int holding;
+static int upgraded_count, held_count;
 
 static struct sockaddr_in server;
 static int epoll_fd;
@@ -176,7 +202,9 @@ static void start_sending(connection *c, const char *data, size_t length)
 static void open_connection(connection *c)
 {
     int one = 1;
+    int upgraded = c->upgraded;
     memset(c, 0, sizeof(*c));
+    c->upgraded = upgraded;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (c->fd < 0) fail("socket");
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -221,6 +249,8 @@ static void handshake_done(connection *c)
         start_sending(c, (const char *)close_frame, sizeof(close_frame));
         return;
     }
+    if (!c->upgraded) upgraded_count++;
+    c->upgraded = 1;
     c->phase = RUNNING;
     send_message(c);
 }
@@ -273,6 +303,11 @@ static int consume_frames(connection *c, const unsigned char *data, size_t lengt
             if (deflate_wanted && compressed_echo_size == 0) compressed_echo_size = c->message_bytes;
             if (deflate_wanted && c->message_bytes != compressed_echo_size) return -1;
             c->message_bytes = 0;
+            if (holding) {
+                c->phase = HELD;
+                held_count++;
+                return 0;
+            }
             record(c);
             send_message(c);
         }
@@ -353,7 +388,7 @@ static void on_readable(connection *c)
             }
             if (!done) continue;
         }
-        if (c->phase == RUNNING && consume_frames(c, buffer + offset, (size_t)n - offset) < 0) {
+        if ((c->phase == RUNNING || c->phase == HELD) && consume_frames(c, buffer + offset, (size_t)n - offset) < 0) {
             recycle(c, 1);
             return;
         }
@@ -376,39 +411,73 @@ static double percentile(double p)
     return samples[rank > 0 ? rank - 1 : 0];
 }
 
+/* Runs the event loop until `until` or until `done()` says so. */
+static void run_loop(int count, double until, int (*done)(int))
+{
+    struct epoll_event events[256];
+    while (now() < until && !(done && done(count))) {
+        int n = epoll_wait(epoll_fd, events, 256, 50), j;
+        if (n < 0 && errno != EINTR) fail("epoll_wait");
+        for (j = 0; j < n; j++) {
+            connection *c = events[j].data.ptr;
+            if (events[j].events & (EPOLLOUT | EPOLLERR) && flush(c) < 0) continue;
+            if (events[j].events & (EPOLLIN | EPOLLHUP)) on_readable(c);
+        }
+    }
+}
+
+static int all_upgraded(int count) { return upgraded_count == count; }
+static int all_held(int count) { return held_count == count; }
+
+static int never_upgraded(connection *connections, int count)
+{
+    int i, waiting = 0;
+    for (i = 0; i < count; i++) {
+        if (connections[i].phase == CONNECTING || connections[i].phase == HANDSHAKING) waiting++;
+    }
+    return waiting;
+}
+
 int main(int argc, char **argv)
 {
-    int port, count, seconds;
+    int port, count;
+    double seconds = 0;
     const char *path;
     size_t size = 0;
     connection *connections;
-    struct epoll_event events[256];
     double started;
-    int i, waiting = 0;
+    int i;
 
     if (argc >= 6 && strcmp(argv[1], "handshakes") == 0) {
         measuring_handshakes = 1;
-        seconds = atoi(argv[5]);
+        seconds = atof(argv[5]);
     } else if (argc >= 7 && strcmp(argv[1], "echo") == 0) {
         size = (size_t)atol(argv[5]);
-        message_size = size;
-        seconds = atoi(argv[6]);
+        seconds = atof(argv[6]);
         deflate_wanted = argc >= 8 && strcmp(argv[7], "deflate") == 0;
+    } else if (argc >= 6 && strcmp(argv[1], "hold") == 0) {
+        holding = 1;
+        size = (size_t)atol(argv[5]);
+        deflate_wanted = argc >= 7 && strcmp(argv[6], "deflate") == 0;
     } else {
         fprintf(stderr, "usage: wsload echo PORT PATH CONNECTIONS SIZE SECONDS [deflate]\n"
-                        "       wsload handshakes PORT PATH CONCURRENCY SECONDS\n");
+                        "       wsload handshakes PORT PATH CONCURRENCY SECONDS\n"
+                        "       wsload hold PORT PATH CONNECTIONS SIZE [deflate]\n");
         return 2;
     }
+    if (seconds < 0 || (!holding && seconds == 0)) {
+        fprintf(stderr, "wsload: SECONDS must be positive\n");
+        return 2;
+    }
+    message_size = size;
     signal(SIGPIPE, SIG_IGN);  /* a peer gone mid-write is an error return, not death */
     port = atoi(argv[2]);
     path = argv[3];
     count = atoi(argv[4]);
-
     handshake_length = (size_t)snprintf(handshake, sizeof(handshake),
         "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-        path, port, deflate_wanted ? "Sec-WebSocket-Extensions: permessage-deflate; "
-                                     "client_no_context_takeover; server_no_context_takeover\r\n" : "");
+        path, port, !deflate_wanted ? "" : holding ? deflate_offer_of_browsers : deflate_offer_for_echo);
     if (!measuring_handshakes) {
         unsigned char *payload = make_payload(size);
         if (deflate_wanted) {
@@ -421,7 +490,6 @@ int main(int argc, char **argv)
         }
         free(payload);
     }
-
     server.sin_family = AF_INET;
     server.sin_port = htons((uint16_t)port);
     server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -429,30 +497,33 @@ int main(int argc, char **argv)
     epoll_fd = epoll_create1(0);
     if (epoll_fd < 0) fail("epoll_create1");
 
+    /* Nothing is measured until the warm-up: record() ignores all
+     * round trips before measure_from. */
+    measure_from = measure_until = HUGE_VAL;
     started = now();
-    measure_from = started + WARMUP_SECONDS;
-    measure_until = started + WARMUP_SECONDS + seconds;
     connections = calloc((size_t)count, sizeof(connection));
     for (i = 0; i < count; i++) open_connection(&connections[i]);
 
-    while (now() < measure_until) {
-        int n = epoll_wait(epoll_fd, events, 256, 100), j;
-        if (n < 0 && errno != EINTR) fail("epoll_wait");
-        for (j = 0; j < n; j++) {
-            connection *c = events[j].data.ptr;
-            if (events[j].events & (EPOLLOUT | EPOLLERR) && flush(c) < 0) continue;
-            if (events[j].events & (EPOLLIN | EPOLLHUP)) on_readable(c);
+    if (holding) {
+        char ignored[256];
+        run_loop(count, started + UPGRADE_DEADLINE_SECONDS, all_held);
+        printf("{\"held\": %d, \"errors\": %ld, \"never_upgraded\": %d}\n", held_count, errors,
+               never_upgraded(connections, count));
+        fflush(stdout);
+        while (read(STDIN_FILENO, ignored, sizeof(ignored)) > 0) {
         }
+        return 0;
     }
+    if (!measuring_handshakes) {
+        run_loop(count, started + UPGRADE_DEADLINE_SECONDS, all_upgraded);
+    }
+    measure_from = now() + WARMUP_SECONDS;
+    measure_until = measure_from + seconds;
+    run_loop(count, measure_until, NULL);
 
-    /* Connections still waiting for their 101 at the end (a server that
-     * serves fewer at once than asked) were measured as nothing. */
-    for (i = 0; i < count; i++) {
-        if (connections[i].phase == CONNECTING || connections[i].phase == HANDSHAKING) waiting++;
-    }
     qsort(samples, sample_count, sizeof(double), by_value);
     printf("{\"rate\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %ld, \"never_upgraded\": %d}\n",
-           completed / (double)seconds, percentile(0.50) * 1e6, percentile(0.99) * 1e6, errors,
-           measuring_handshakes ? 0 : waiting);
+           completed / seconds, percentile(0.50) * 1e6, percentile(0.99) * 1e6, errors,
+           measuring_handshakes ? 0 : never_upgraded(connections, count));
     return 0;
 }

@@ -4,6 +4,7 @@ or its figures mean nothing."""
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -42,3 +43,34 @@ def test_a_refusing_server_counts_as_errors(httpd):
     figures = wsload("echo", httpd.port, "/no/such/handler", 2, 64, 1)
     assert figures["rate"] == 0
     assert figures["errors"] > 0
+
+
+def test_hold_keeps_connections_open_until_told(httpd):
+    holder = subprocess.Popen([str(TOP / "build/wsload"), "hold", str(httpd.port), "/echo", "5", "4096", "deflate"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(holder.stdout.readline()) == {"held": 5, "errors": 0, "never_upgraded": 0}
+        assert holder.poll() is None
+    finally:
+        holder.stdin.close()
+    assert holder.wait(10) == 0
+
+
+def test_side_by_side_writes_its_table(tmp_path):
+    # make bench's orchestration, at the smallest size: the module against
+    # the trivial server (the peers need `make bench`'s installs).
+    result = subprocess.run(
+        [sys.executable, str(TOP / "bench/side_by_side.py"), "--servers", "module,trivial", "--runs", "1",
+         "--seconds", "0.3", "--connections", "2", "--sizes", "64", "--idle", "20",
+         "--results", str(tmp_path)], capture_output=True, text=True, timeout=120, check=True)
+    assert "echo 64 B x 2" in result.stdout and "KiB per idle connection" in result.stdout
+    [document] = [json.loads(path.read_text()) for path in tmp_path.glob("*.json")]
+    figures = {(record["row"], record["server"]): record for record in document["results"]}
+    module, ceiling = figures[("echo 64 B x 2", "mod_swiftwebsocket")], figures[("echo 64 B x 2", "trivial (ceiling)")]
+    assert module["rate"] > 0 and module["errors"] == 0
+    assert ceiling["module_ratio"] == round(module["rate"] / ceiling["rate"], 2)
+    assert figures[("echo 64 B x 2, deflate", "mod_swiftwebsocket")]["rate"] > 0
+    assert ("echo 64 B x 2, deflate", "trivial (ceiling)") not in figures
+    memory = figures[("KiB per idle connection (N=20)", "mod_swiftwebsocket")]
+    assert memory["held"] == 20 and memory["rss_after_kib"] > memory["rss_before_kib"]
+    assert len(list(tmp_path.glob("*.csv"))) == 1
