@@ -34,7 +34,7 @@ from conftest import APACHE, Httpd, free_port  # noqa: E402
 
 WSLOAD = TOP / "build/wsload"
 BUILT = TOP / "build/bench"
-HUMMINGBIRD = TOP / "bench/peers/hummingbird/.build/release/hummingbird-echo"
+HUMMINGBIRD = TOP / "bench/peers/hummingbird-echo/.build/release/hummingbird-echo"
 PYWEBSOCKET3_HANDLERS = BUILT / "pywebsocket3-handlers"
 PYTHON = sys.executable
 
@@ -139,10 +139,10 @@ class Module:
 class Hummingbird(ProcessServer):
     name = "hummingbird-websocket"
     setup = ("2.8.1 on Hummingbird 2.28.1 and SwiftNIO, release build, one event loop per core, "
-             "permessage-deflate on (bench/peers/hummingbird)")
+             "logging at error, permessage-deflate with its defaults (bench/peers/hummingbird-echo)")
 
     def command(self):
-        return [str(HUMMINGBIRD), "--port", str(self.port)]
+        return [str(HUMMINGBIRD), str(self.port)]
 
 
 class Websockets(ProcessServer):

@@ -24,6 +24,12 @@ final class Outbox: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Whether `takeAll` has anything to take (items or an overflow): the
+    /// owner looks on every pass of its receive loop, almost always to find
+    /// nothing, and this spares it the lock. Set under the lock by
+    /// senders; a sender that sets it also wakes the owner, so a pass that
+    /// missed it by a moment is followed by one that sees it.
+    private let hasNews = Atomic(false)
     let limit: Int
 
     init(limit: Int) {
@@ -49,10 +55,12 @@ final class Outbox: Sendable {
                 // takeAll, sends the 1008.
                 state.isOpen = false
                 state.overflowed = true
+                hasNews.store(true, ordering: .releasing)
                 throw .peerTooSlow
             }
             state.items.append(item)
             state.queuedBytes += size
+            hasNews.store(true, ordering: .releasing)
             defer { state.wakePending = true }
             return !state.wakePending
         }
@@ -61,11 +69,13 @@ final class Outbox: Sendable {
     /// Everything queued, and whether a send was refused for lack of room
     /// (the outbox then refuses every later item).
     func takeAll() -> (items: [Item], overflowed: Bool) {
-        state.withLock { state in
+        guard hasNews.load(ordering: .acquiring) else { return ([], false) }
+        return state.withLock { state in
             defer {
                 state.items = []
                 state.queuedBytes = 0
                 state.wakePending = false
+                hasNews.store(false, ordering: .relaxed)
             }
             return (state.items, state.overflowed)
         }

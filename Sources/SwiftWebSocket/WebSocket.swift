@@ -38,16 +38,15 @@ public final class WebSocket: @unchecked Sendable {
     /// Set when the stream ended or failed: no more reads or writes.
     private var transportClosed = false
 
-    private let clock = ContinuousClock()
     /// When bytes last arrived, for the keepalive ping.
-    private var lastHeard: ContinuousClock.Instant
+    private var lastHeard: MonotonicInstant
     /// When a message last went either way, for the idle timeout.
-    private var lastMessage: ContinuousClock.Instant
+    private var lastMessage: MonotonicInstant
     /// The keepalive ping awaiting any sign of life, if one was sent.
-    private var keepalivePingSentAt: ContinuousClock.Instant?
+    private var keepalivePingSentAt: MonotonicInstant?
     /// When we started the closing handshake, bounding the wait for the
     /// peer's close.
-    private var closeSentAt: ContinuousClock.Instant?
+    private var closeSentAt: MonotonicInstant?
 
     /// Reads of at most one TLS record: larger buffers only cost memory.
     static let readBufferSize = 16 * 1024
@@ -64,8 +63,8 @@ public final class WebSocket: @unchecked Sendable {
         self.outbox = Outbox(limit: limits.maxQueuedBytes)
         self.keepalive = keepalive
         self.readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
-        self.lastHeard = clock.now
-        self.lastMessage = clock.now
+        self.lastHeard = .now
+        self.lastMessage = .now
     }
 
     deinit {
@@ -96,7 +95,8 @@ public final class WebSocket: @unchecked Sendable {
     private func handle(_ event: ServerProtocol.Event) throws -> Message? {
         switch event {
         case .message(let message):
-            lastMessage = clock.now
+            // When its last bytes were read: one clock read fewer per message.
+            lastMessage = lastHeard
             return message
         case .ping:
             try flushPendingOutput()
@@ -125,7 +125,7 @@ public final class WebSocket: @unchecked Sendable {
             try io.wait(timeout: nil)
             return
         }
-        let now = clock.now
+        let now = MonotonicInstant.now
         if deadline > now { try io.wait(timeout: deadline - now) }
     }
 
@@ -144,7 +144,7 @@ public final class WebSocket: @unchecked Sendable {
             endTransport()
             return true
         }
-        lastHeard = clock.now
+        lastHeard = .now
         keepalivePingSentAt = nil
         engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
         return true
@@ -153,8 +153,8 @@ public final class WebSocket: @unchecked Sendable {
     /// Starts closing if the server is stopping, acts on the keepalive, idle
     /// and closing deadlines that have passed, and returns the next one
     /// (nil: none, wait for input alone).
-    private func nextDeadline() throws -> ContinuousClock.Instant? {
-        let now = clock.now
+    private func nextDeadline() throws -> MonotonicInstant? {
+        let now = MonotonicInstant.now
         if io.isStopping && engine.state == .open {
             io.log(.info, "server stopping; closing with 1001")
             try startClose(code: .goingAway, reason: "server stopping")
@@ -167,7 +167,7 @@ public final class WebSocket: @unchecked Sendable {
             }
             return limit
         }
-        var next: ContinuousClock.Instant?
+        var next: MonotonicInstant?
         if let pingSentAt = keepalivePingSentAt {
             let limit = pingSentAt + keepalive.pingTimeout
             if now >= limit {
@@ -332,7 +332,7 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     private func writeFrame(_ frame: ServerProtocol.OutgoingFrame, _ payload: UnsafeRawBufferPointer) throws {
-        lastMessage = clock.now
+        lastMessage = .now
         try flushPendingOutput()
         if frame.isCompressed {
             do {
@@ -375,7 +375,7 @@ public final class WebSocket: @unchecked Sendable {
     private func startClose(code: CloseCode?, reason: String) throws {
         outbox.close()
         guard engine.close(code: code, reason: reason) else { return }
-        closeSentAt = clock.now
+        closeSentAt = .now
         try flushPendingOutput()
     }
 
