@@ -228,13 +228,13 @@ def idle_memory(server_class, row):
     server = server_class().start()
     try:
         wsload("echo", server.port, "/echo", 4, 4096, 0.3, *(["deflate"] if row.deflate else []))
-        time.sleep(1)
+        wait_until_idle(server)
         before = rss_kib(server.pids())
         arguments = ["hold", server.port, "/echo", row.connections, 4096] + (["deflate"] if row.deflate else [])
         holder = subprocess.Popen([str(WSLOAD), *map(str, arguments)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         held = json.loads(holder.stdout.readline())
-        time.sleep(1)  # let servers finish the work behind the last echo
+        wait_until_idle(server)  # the work behind the last echo
         after = rss_kib(server.pids())
         holder.stdin.close()
         holder.wait(30)
@@ -244,6 +244,32 @@ def idle_memory(server_class, row):
         return result
     finally:
         server.stop()
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(server, timeout=1):
+    """Until the server stops using CPU (at most `timeout` s): a server
+    still working through what a finished run left it must not take CPU
+    from the next server's run."""
+    deadline = time.monotonic() + timeout
+    used = cpu_seconds(server.pids())
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now_used = cpu_seconds(server.pids())
+        if now_used - used < 0.005:
+            return
+        used = now_used
 
 
 def median(values):
@@ -259,6 +285,7 @@ def summarize(runs):
         "rate": median([run["rate"] for run in good]),
         "p50_us": median([run["p50_us"] for run in good]),
         "p99_us": median([run["p99_us"] for run in good]),
+        "completed": median([run.get("completed") for run in good]),
         "errors": sum(run["errors"] for run in good),
         "never_upgraded": max((run["never_upgraded"] for run in good), default=0),
         "failed": failed[0] if failed else None,
@@ -287,12 +314,14 @@ def ratio(module_value, peer_value, higher_is_better):
     return f"x{value:.2f}" if value < 10 else f"x{value:.0f}"
 
 
-def flag(figure):
+def flag(figure, connections):
     """A mark for a figure that is not a clean measurement."""
     if figure.get("failed"):
         return " (failed)"
     if figure.get("errors") or figure.get("never_upgraded"):
         return " !"
+    if figure.get("completed") is not None and figure["completed"] < connections:
+        return " ~"
     return ""
 
 
@@ -311,7 +340,7 @@ def table(rows, names, results):
             if figure is None:
                 line += f"{'':>{column}}"
                 continue
-            text = formatter(figure[key]) + flag(figure)
+            text = formatter(figure[key]) + flag(figure, row.connections)
             if name != names[0] and module_figure is not None:
                 text += " " + ratio(module_figure[key], figure[key], higher_is_better)
             line += f"{text:>{column}}"
@@ -339,7 +368,7 @@ def machine():
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median is shown)")
-    parser.add_argument("--seconds", type=float, default=1.0, help="measured seconds per run")
+    parser.add_argument("--seconds", type=float, default=0.4, help="measured seconds per run")
     parser.add_argument("--servers", default=",".join(SERVERS), help="from " + ",".join(SERVERS))
     parser.add_argument("--rows", default="echo,deflate,handshakes,memory")
     parser.add_argument("--connections", default=",".join(map(str, CONNECTIONS)))
@@ -366,7 +395,7 @@ def main():
 
     started = time.monotonic()
     print(f"Machine: {machine()}")
-    print(f"Each figure: median of {options.runs} runs of {options.seconds:g} s (after a 0.5 s warm-up once "
+    print(f"Each figure: median of {options.runs} runs of {options.seconds:g} s (after a 0.25 s warm-up once "
           f"every connection is open); one message in flight per connection; loopback.")
     for server_class in classes:
         print(f"  {server_class.name}: {server_class().setup}")
@@ -388,6 +417,7 @@ def main():
             for _ in range(options.runs):
                 for server in serving:
                     runs[server.name].append(wsload(*row.wsload_arguments(server.port, options.seconds)))
+                    wait_until_idle(server)
             for server in serving:
                 results[(row.label, server.name)] = summarize(runs[server.name])
             print(f"  measured {row.label}", flush=True)
@@ -401,8 +431,9 @@ def main():
     print()
     print("xN beside a peer: how many times the module's figure is better (rate: module/peer; "
           "latency and memory: peer/module).")
-    print("!: some connections failed or never upgraded in a run (see the JSON); (failed): the "
-          "server refused the row.")
+    print("!: some connections failed or never upgraded in a run (see the JSON); ~: fewer round trips "
+          "ended in the window than there are connections, a rough figure; (failed): the server refused "
+          "the row.")
     elapsed = time.monotonic() - started
     print(f"Took {elapsed / 60:.1f} min.")
     write_results(pathlib.Path(options.results), rows, names, results, classes, options)
