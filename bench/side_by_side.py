@@ -240,10 +240,9 @@ def idle_memory(server_class, row):
         after = rss_kib(server.pids())
         holder.stdin.close()
         holder.wait(30)
-        result = {"rate": None, "kib_per_connection": round((after - before) / row.connections, 1),
-                  "rss_before_kib": before, "rss_after_kib": after, "errors": held["errors"],
-                  "never_upgraded": held["never_upgraded"], "held": held["held"]}
-        return result
+        return {"rate": None, "kib_per_connection": round((after - before) / row.connections, 1),
+                "rss_before_kib": before, "rss_after_kib": after, "errors": held["errors"],
+                "never_upgraded": held["never_upgraded"], "held": held["held"]}
     finally:
         server.stop()
 
@@ -392,7 +391,7 @@ def main():
     parser.add_argument("--results", default=str(TOP / "bench/results"))
     options = parser.parse_args()
 
-    chosen = [name for name in options.servers.split(",")]
+    chosen = options.servers.split(",")
     if chosen[0] != "module":
         parser.error("the module comes first: every ratio is to it")
     classes = [SERVERS[name] for name in chosen]
