@@ -35,8 +35,8 @@ final class Deflater {
     /// (RFC 7692 7.2.1); a fragment before the end keeps it, as it is part
     /// of the message's compressed bytes. False if zlib failed.
     ///
-    /// zlib writes into a scratch buffer (on the stack where there is room)
-    /// and only what it produced is appended, and the input goes in in slices zlib's 32-bit
+    /// zlib writes into the thread's scratch buffer and only what it
+    /// produced is appended, and the input goes in in slices zlib's 32-bit
     /// counters can take: a large message costs its compressed size, not a
     /// cleared worst-case buffer.
     func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], endOfMessage: Bool = true) -> Bool {
@@ -46,7 +46,7 @@ final class Deflater {
             stream.pointee.avail_in = 0
             stream.pointee.next_out = nil
         }
-        let compressed = withUnsafeTemporaryAllocation(of: Bytef.self, capacity: Self.step) { scratch in
+        let compressed = ZlibScratch.withBuffer { scratch in
             var offset = 0
             repeat {
                 let slice = min(input.count - offset, Self.maximumSlice)
@@ -57,10 +57,10 @@ final class Deflater {
                 // A sync flush is complete when zlib left output room unused.
                 repeat {
                     stream.pointee.next_out = scratch.baseAddress
-                    stream.pointee.avail_out = uInt(Self.step)
+                    stream.pointee.avail_out = uInt(scratch.count)
                     let status = deflate(stream, Z_SYNC_FLUSH)
                     guard status == Z_OK || status == Z_BUF_ERROR else { return false }
-                    let produced = Self.step - Int(stream.pointee.avail_out)
+                    let produced = scratch.count - Int(stream.pointee.avail_out)
                     output.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<produced]))
                 } while stream.pointee.avail_in > 0 || stream.pointee.avail_out == 0
             } while offset < input.count
@@ -78,7 +78,6 @@ final class Deflater {
     }
 
     /// How much zlib writes per call.
-    private static let step = 64 * 1024
     /// Input per call, within zlib's 32-bit `avail_in`.
     private static let maximumSlice = 1 << 30
 }

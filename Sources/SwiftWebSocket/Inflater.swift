@@ -2,7 +2,7 @@ internal import CZlib
 
 /// Raw DEFLATE decompression over the system zlib, bounded: output beyond
 /// `limit` bytes stops it, so a small frame that would inflate to gigabytes
-/// costs at most the limit plus one step of work and memory.
+/// costs at most the limit plus one scratch buffer (ZlibScratch) of work.
 final class Inflater {
     enum Outcome: Equatable {
         case ok
@@ -32,9 +32,9 @@ final class Inflater {
         stream.deallocate()
     }
 
-    /// Inflates all of `input`, appending to `output`. zlib writes into a
-    /// scratch buffer on the stack and only what it produced is appended:
-    /// no room is reserved and cleared ahead of output that may never come.
+    /// Inflates all of `input`, appending to `output`. zlib writes into the
+    /// thread's scratch buffer and only what it produced is appended: no
+    /// room is reserved and cleared ahead of output that may never come.
     func inflate(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) -> Outcome {
         guard let base = input.baseAddress, input.count > 0 else { return .ok }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
@@ -44,11 +44,13 @@ final class Inflater {
             stream.pointee.avail_in = 0
             stream.pointee.next_out = nil
         }
-        return withUnsafeTemporaryAllocation(of: Bytef.self, capacity: Self.step) { scratch in
+        return ZlibScratch.withBuffer { scratch in
             while true {
                 if output.count > limit { return .tooBig }
-                // At most one byte past the limit: enough to tell it was passed.
-                let room = min(Self.step, limit - output.count + 1)
+                // At most one byte past the limit: enough to tell it was
+                // passed (and no `+ 1` overflow when the limit is Int.max).
+                let left = limit - output.count
+                let room = left < scratch.count ? left + 1 : scratch.count
                 let inputBefore = stream.pointee.avail_in
                 stream.pointee.next_out = scratch.baseAddress
                 stream.pointee.avail_out = uInt(room)
@@ -76,5 +78,4 @@ final class Inflater {
     }
 
     /// How much zlib writes per call.
-    private static let step = 64 * 1024
 }

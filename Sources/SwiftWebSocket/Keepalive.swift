@@ -25,3 +25,21 @@ public struct Keepalive: Sendable, Equatable {
         self.closeTimeout = closeTimeout
     }
 }
+
+extension Keepalive {
+    /// The same times in nanoseconds, worked out once per connection for
+    /// the receive loop, which adds them to instants on every pass.
+    struct Nanoseconds {
+        let pingInterval: Int64?
+        let pingTimeout: Int64
+        let idleTimeout: Int64?
+        let closeTimeout: Int64
+
+        init(_ keepalive: Keepalive) {
+            pingInterval = keepalive.pingInterval?.clampedNanoseconds
+            pingTimeout = keepalive.pingTimeout.clampedNanoseconds
+            idleTimeout = keepalive.idleTimeout?.clampedNanoseconds
+            closeTimeout = keepalive.closeTimeout.clampedNanoseconds
+        }
+    }
+}

@@ -22,9 +22,12 @@ struct MonotonicInstant: Comparable, Sendable {
     }
 
     /// Saturates: a deadline too far away to represent is never reached.
-    static func + (instant: MonotonicInstant, duration: Duration) -> MonotonicInstant {
-        let (sum, overflow) = instant.nanoseconds.addingReportingOverflow(duration.clampedNanoseconds)
-        guard !overflow else { return MonotonicInstant(nanoseconds: duration < .zero ? .min : .max) }
+    /// In nanoseconds, not a `Duration`: converting one divides 128-bit
+    /// attoseconds, and the loop adds intervals on every pass
+    /// (`Keepalive.Nanoseconds` converts them once).
+    func advanced(by nanoseconds: Int64) -> MonotonicInstant {
+        let (sum, overflow) = self.nanoseconds.addingReportingOverflow(nanoseconds)
+        guard !overflow else { return MonotonicInstant(nanoseconds: nanoseconds < 0 ? .min : .max) }
         return MonotonicInstant(nanoseconds: sum)
     }
 
@@ -37,7 +40,7 @@ struct MonotonicInstant: Comparable, Sendable {
 
 extension Duration {
     /// Whole nanoseconds, clamped to Int64's range.
-    fileprivate var clampedNanoseconds: Int64 {
+    var clampedNanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         guard !overflow else { return seconds < 0 ? .min : .max }

@@ -75,6 +75,7 @@ final class Outbox: Sendable {
                 state.items = []
                 state.queuedBytes = 0
                 state.wakePending = false
+                state.overflowed = false  // reported once
                 hasNews.store(false, ordering: .relaxed)
             }
             return (state.items, state.overflowed)
@@ -87,6 +88,9 @@ final class Outbox: Sendable {
             state.isOpen = false
             state.items = []
             state.queuedBytes = 0
+            // An overflow is moot once closing: the owner's close stands.
+            state.overflowed = false
+            hasNews.store(false, ordering: .relaxed)
         }
     }
 }

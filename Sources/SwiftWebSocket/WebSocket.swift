@@ -25,7 +25,7 @@ public final class WebSocket: @unchecked Sendable {
     public var logger: Logger { request.logger }
 
     /// permessage-deflate as agreed in the handshake, or nil.
-    public var compression: PerMessageDeflate? { engine.compression }
+    public let compression: PerMessageDeflate?
 
     /// Whether messages can still be sent. Any thread.
     public var isOpen: Bool { outbox.isOpen }
@@ -34,6 +34,7 @@ public final class WebSocket: @unchecked Sendable {
     private let io: any ConnectionIO
     private let outbox: Outbox
     private let keepalive: Keepalive
+    private let intervals: Keepalive.Nanoseconds
     private let readBuffer: UnsafeMutableRawBufferPointer
     /// Set when the stream ended or failed: no more reads or writes.
     private var transportClosed = false
@@ -49,6 +50,7 @@ public final class WebSocket: @unchecked Sendable {
     private var closeSentAt: MonotonicInstant?
 
     /// Reads of at most one TLS record: larger buffers only cost memory.
+    /// The shim asks its filters for the same (READ_SIZE, connection_io.c).
     static let readBufferSize = 16 * 1024
     /// Keepalive pings carry this, so their pongs are told from the
     /// handler's.
@@ -59,9 +61,11 @@ public final class WebSocket: @unchecked Sendable {
         self.request = request
         self.subprotocol = subprotocol
         self.engine = ServerProtocol(limits: limits, compression: compression)
+        self.compression = compression
         self.io = io
         self.outbox = Outbox(limit: limits.maxQueuedBytes)
         self.keepalive = keepalive
+        self.intervals = Keepalive.Nanoseconds(keepalive)
         self.readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
         self.lastHeard = .now
         self.lastMessage = .now
@@ -119,19 +123,20 @@ public final class WebSocket: @unchecked Sendable {
     /// deadline. Deadlines are looked at on every pass, so a client that
     /// never stops sending still meets the idle and closing timeouts.
     private func readOrWait() throws {
-        let deadline = try nextDeadline()
-        guard !transportClosed, try !readAvailable() else { return }
+        // One clock read per pass: the read that follows does not wait.
+        let now = MonotonicInstant.now
+        let deadline = try nextDeadline(now: now)
+        guard !transportClosed, try !readAvailable(at: now) else { return }
         guard let deadline else {
             try io.wait(timeout: nil)
             return
         }
-        let now = MonotonicInstant.now
         if deadline > now { try io.wait(timeout: deadline - now) }
     }
 
     /// Reads once without waiting and feeds the engine. True if bytes came
     /// or the stream ended, false if nothing was there.
-    private func readAvailable() throws -> Bool {
+    private func readAvailable(at now: MonotonicInstant) throws -> Bool {
         let count: Int?
         do {
             count = try io.read(into: readBuffer)
@@ -144,7 +149,7 @@ public final class WebSocket: @unchecked Sendable {
             endTransport()
             return true
         }
-        lastHeard = .now
+        lastHeard = now
         keepalivePingSentAt = nil
         engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
         return true
@@ -153,14 +158,13 @@ public final class WebSocket: @unchecked Sendable {
     /// Starts closing if the server is stopping, acts on the keepalive, idle
     /// and closing deadlines that have passed, and returns the next one
     /// (nil: none, wait for input alone).
-    private func nextDeadline() throws -> MonotonicInstant? {
-        let now = MonotonicInstant.now
+    private func nextDeadline(now: MonotonicInstant) throws -> MonotonicInstant? {
         if io.isStopping && engine.state == .open {
             io.log(.info, "server stopping; closing with 1001")
             try startClose(code: .goingAway, reason: "server stopping")
         }
         if let closeSentAt {
-            let limit = closeSentAt + keepalive.closeTimeout
+            let limit = closeSentAt.advanced(by: intervals.closeTimeout)
             if now >= limit {
                 io.log(.info, "no close frame from the client within \(keepalive.closeTimeout); dropping it")
                 endTransport()
@@ -169,7 +173,7 @@ public final class WebSocket: @unchecked Sendable {
         }
         var next: MonotonicInstant?
         if let pingSentAt = keepalivePingSentAt {
-            let limit = pingSentAt + keepalive.pingTimeout
+            let limit = pingSentAt.advanced(by: intervals.pingTimeout)
             if now >= limit {
                 io.log(.info, "no answer to a keepalive ping within \(keepalive.pingTimeout); closing with 1011")
                 if engine.close(code: .internalError, reason: "keepalive ping timeout") { try? flushPendingOutput() }
@@ -177,23 +181,23 @@ public final class WebSocket: @unchecked Sendable {
                 return limit
             }
             next = limit
-        } else if let interval = keepalive.pingInterval {
-            let due = lastHeard + interval
+        } else if let interval = intervals.pingInterval {
+            let due = lastHeard.advanced(by: interval)
             if now >= due {
                 _ = engine.ping(Self.keepalivePayload)
                 try flushPendingOutput()
                 keepalivePingSentAt = now
-                next = now + keepalive.pingTimeout
+                next = now.advanced(by: intervals.pingTimeout)
             } else {
                 next = due
             }
         }
-        if let idleTimeout = keepalive.idleTimeout {
-            let limit = lastMessage + idleTimeout
+        if let idleTimeout = intervals.idleTimeout {
+            let limit = lastMessage.advanced(by: idleTimeout)
             if now >= limit {
-                io.log(.info, "no message for \(idleTimeout); closing with 1001")
+                io.log(.info, "no message for \(keepalive.idleTimeout ?? .zero); closing with 1001")
                 try startClose(code: .goingAway, reason: "idle timeout")
-                return closeSentAt.map { $0 + keepalive.closeTimeout }
+                return closeSentAt.map { $0.advanced(by: intervals.closeTimeout) }
             }
             next = next.map { min($0, limit) } ?? limit
         }
@@ -206,23 +210,17 @@ public final class WebSocket: @unchecked Sendable {
     /// owner's it is queued, and throws only if the connection is closed or
     /// too far behind (`WebSocketError.peerTooSlow`).
     public func send(_ message: Message) throws {
-        switch message {
-        case .text(let text): try send(text: text)
-        case .binary(let bytes): try send(binary: bytes)
-        }
+        guard try isOwner(orQueue: .message(message)) else { return }
+        try deliverQueued()
+        try sendAsOwner(message)
     }
 
     public func send(text: String) throws {
-        guard try isOwner(orQueue: .message(.text(text))) else { return }
-        try deliverQueued()
-        var text = text
-        try text.withUTF8 { bytes in try sendMessage(.text, UnsafeRawBufferPointer(bytes)) }
+        try send(.text(text))
     }
 
     public func send(binary: [UInt8]) throws {
-        guard try isOwner(orQueue: .message(.binary(binary))) else { return }
-        try deliverQueued()
-        try binary.withUnsafeBytes { bytes in try sendMessage(.binary, bytes) }
+        try send(.binary(binary))
     }
 
     /// Sends the next piece of a text message as it is produced; the
@@ -297,10 +295,8 @@ public final class WebSocket: @unchecked Sendable {
         let (items, overflowed) = outbox.takeAll()
         for item in items {
             switch item {
-            case .message(.text(var text)):
-                try text.withUTF8 { bytes in try sendMessage(.text, UnsafeRawBufferPointer(bytes)) }
-            case .message(.binary(let bytes)):
-                try bytes.withUnsafeBytes { bytes in try sendMessage(.binary, bytes) }
+            case .message(let message):
+                try sendAsOwner(message)
             case .close(let code, let reason):
                 try closeAsOwner(code: code, reason: reason)
                 return
@@ -309,6 +305,15 @@ public final class WebSocket: @unchecked Sendable {
         if overflowed {
             io.log(.info, "more than \(outbox.limit) bytes queued for a slow client; closing with 1008")
             try closeAsOwner(code: .policyViolation, reason: "too slow")
+        }
+    }
+
+    private func sendAsOwner(_ message: Message) throws {
+        switch message {
+        case .text(var text):
+            try text.withUTF8 { bytes in try sendMessage(.text, UnsafeRawBufferPointer(bytes)) }
+        case .binary(let bytes):
+            try bytes.withUnsafeBytes { bytes in try sendMessage(.binary, bytes) }
         }
     }
 
@@ -332,12 +337,13 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     private func writeFrame(_ frame: ServerProtocol.OutgoingFrame, _ payload: UnsafeRawBufferPointer) throws {
-        lastMessage = .now
+        if intervals.idleTimeout != nil { lastMessage = .now }  // read only for the idle timeout
         try flushPendingOutput()
         if frame.isCompressed {
             do {
-                // A copy (shared, not duplicated): a failed write changes
-                // the engine, which must not be under access then.
+                // A local copy (it shares the storage): a failed write ends
+                // the transport, which changes the engine, so the engine
+                // must not be under access during the write.
                 let compressed = engine.compressedPayload
                 try frame.header.withUnsafeBytes { header in
                     try compressed.withUnsafeBytes { body in try write(header, body) }

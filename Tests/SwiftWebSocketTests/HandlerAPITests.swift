@@ -95,6 +95,20 @@ import Testing
         #expect(!ws.isOpen)
     }
 
+    @Test func anOverflowAfterThePeersCloseDoesNotReplaceTheReply() throws {
+        let io = MockIO(textFrame("go") + closeFrame(code: 4000))
+        let ws = Self.socket(io, limits: Limits(maxQueuedBytes: 10))
+        #expect(try ws.receive() == .text("go"))
+        try onAnotherThread {
+            try ws.send(text: "123456")
+            #expect(throws: WebSocketError.peerTooSlow) { try ws.send(text: "789012") }
+        }
+        #expect(try ws.receive() == nil)
+        #expect(throws: WebSocketError.closed) { try ws.send(text: "late") }
+        try ws.close(code: CloseCode(4000))
+        #expect(io.written == serverClose(4000), "the handler's reply, not 1008")
+    }
+
     @Test func closeFromAnotherThreadIsQueued() throws {
         let io = MockIO(closeFrame(code: 4000))
         let ws = Self.socket(io)
