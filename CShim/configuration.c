@@ -1,6 +1,5 @@
 #include "configuration.h"
 
-#include "http_log.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
 
@@ -8,7 +7,6 @@
 
 #include "handler_registry.h"
 
-APLOG_USE_MODULE(swiftwebsocket);
 extern module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
 
 void *swiftws_create_server_config(apr_pool_t *p, server_rec *s)
@@ -91,8 +89,9 @@ static swiftws_server_config *server_config(cmd_parms *cmd)
 static const char *set_handler_root(cmd_parms *cmd, void *dummy, const char *arg)
 {
     swiftws_server_config *conf = server_config(cmd);
-    const char *error = swiftws_canonical_directory(cmd->pool, ap_server_root_relative(cmd->pool, arg),
-                                                    &conf->handler_root);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    const char *error = path ? swiftws_canonical_directory(cmd->pool, path, &conf->handler_root)
+                             : "not a valid path";
     return error ? apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name, arg, error) : NULL;
 }
 
@@ -108,9 +107,8 @@ static const char *set_map_file(cmd_parms *cmd, void *dummy, const char *arg)
     swiftws_server_config *conf = server_config(cmd);
     const char *path = ap_server_root_relative(cmd->pool, arg);
     apr_finfo_t finfo;
-    apr_status_t rv = apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->pool);
-    if (rv != APR_SUCCESS || finfo.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "%s %s: not a readable file", cmd->cmd->name, path);
+    if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS || finfo.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s %s: not a readable file", cmd->cmd->name, arg);
     }
     conf->map_file = path;
     return NULL;
@@ -211,19 +209,19 @@ static const char *set_allowed_origins(cmd_parms *cmd, void *dir_config, int arg
     return NULL;
 }
 
-#define BYTES(field, min) { APR_OFFSETOF(swiftws_dir_config, field), min, APR_INT64_MAX, 1 }
+/* An apr_int64_t field: byte counts, and durations in milliseconds (min 0
+ * where 0 means "off"). */
+#define INT64(field, min) { APR_OFFSETOF(swiftws_dir_config, field), min, APR_INT64_MAX, 1 }
 #define RANGE(field, min, max) { APR_OFFSETOF(swiftws_dir_config, field), min, max, 0 }
 
-static const number_directive max_message_size = BYTES(max_message_size, 1);
+static const number_directive max_message_size = INT64(max_message_size, 1);
 static const number_directive deflate_window_bits = RANGE(deflate_window_bits, 9, 15);
 static const number_directive deflate_memory_level = RANGE(deflate_memory_level, 1, 9);
 static const number_directive deflate_compression_level = RANGE(deflate_compression_level, 0, 9);
-static const number_directive deflate_minimum_size = BYTES(deflate_minimum_size, 0);
-/* Milliseconds; min 0 where "off" is allowed. */
-#define DURATION(field, min) { APR_OFFSETOF(swiftws_dir_config, field), min, APR_INT64_MAX, 1 }
-static const number_directive ping_interval = DURATION(ping_interval_ms, 0);
-static const number_directive ping_timeout = DURATION(ping_timeout_ms, 1);
-static const number_directive idle_timeout = DURATION(idle_timeout_ms, 0);
+static const number_directive deflate_minimum_size = INT64(deflate_minimum_size, 0);
+static const number_directive ping_interval = INT64(ping_interval_ms, 0);
+static const number_directive ping_timeout = INT64(ping_timeout_ms, 1);
+static const number_directive idle_timeout = INT64(idle_timeout_ms, 0);
 
 #define CONNECTION_CONF (RSRC_CONF | ACCESS_CONF)
 

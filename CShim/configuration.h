@@ -18,7 +18,7 @@ typedef struct {
     const char *scan_directory;   /* as written (relative to the root); NULL: the root */
     const char *map_file;         /* absolute path, NULL when unset */
     int allow_outside_root;       /* -1 unset, 0, 1 */
-    apr_hash_t *handlers;         /* resource -> swiftws_handler_entry, built in post_config */
+    apr_hash_t *handlers;         /* resource -> handler type, built in post_config */
 } swiftws_server_config;
 
 /* Numbers are -1 while unset: the engine's documented default applies. */

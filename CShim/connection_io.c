@@ -19,7 +19,9 @@
 
 APLOG_USE_MODULE(swiftwebsocket);
 
-/* Reads at most this much per filter call: one TLS record's worth. */
+/* Reads at most this much per filter call: one TLS record's worth, the
+ * size of the engine's read buffer (WebSocket.readBufferSize). Input past
+ * what the caller takes waits in io->in. */
 #define READ_SIZE (16 * 1024)
 
 swiftws_io *swiftws_io_create(request_rec *r)

@@ -176,6 +176,7 @@ static void *load_handler(apr_pool_t *p, server_rec *s, const char *resolved, co
     apr_hash_t *loaded = loaded_handlers(s);
     loaded_handler *previous = apr_hash_get(loaded, resolved, APR_HASH_KEY_STRING);
     loaded_handler *current;
+    void *handler_type;
     apr_finfo_t finfo;
     const char *load_from = resolved;
     const char *abi = NULL;
@@ -201,14 +202,17 @@ static void *load_handler(apr_pool_t *p, server_rec *s, const char *resolved, co
             return NULL;
         }
     }
-    current = apr_pcalloc(s->process->pool, sizeof(*current));
-    current->handler_type = open_handler(p, load_from, why, &mapped, &abi);
+    handler_type = open_handler(p, load_from, why, &mapped, &abi);
     if (load_from != resolved) {
         apr_file_remove(load_from, p);
     }
     if (!mapped) {
         return NULL;  /* nothing took the name: the next try may use it */
     }
+    /* The record outlives this configuration (the process pool): made only
+     * for what stays mapped, so failed loads on every restart cost nothing. */
+    current = apr_pcalloc(s->process->pool, sizeof(*current));
+    current->handler_type = handler_type;
     current->inode = finfo.inode;
     current->device = finfo.device;
     current->mtime = finfo.mtime;
@@ -268,17 +272,17 @@ static void scan(apr_pool_t *p, server_rec *s, const swiftws_handler_source *sou
         }
         else if (has_handler_suffix(entry.name)) {
             const char *why = NULL;
-            swiftws_handler_entry *handler = apr_pcalloc(p, sizeof(*handler));
+            void *handler_type;
             /* Named by where it sits under the root, not where it leads. */
             const char *resource = apr_pstrndup(p, path + strlen(source->root),
                                                 strlen(path) - strlen(source->root) - strlen(HANDLER_SUFFIX));
-            handler->handler_type = load_handler(p, s, resolved, &why);
-            if (!handler->handler_type) {
+            handler_type = load_handler(p, s, resolved, &why);
+            if (!handler_type) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "cannot load WebSocket handler %s: %s",
                              path, why);
                 continue;
             }
-            apr_hash_set(handlers, resource, APR_HASH_KEY_STRING, handler);
+            apr_hash_set(handlers, resource, APR_HASH_KEY_STRING, handler_type);
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "WebSocket handler %s serves %s", path, resource);
         }
     }
@@ -301,7 +305,7 @@ static const char *apply_map(apr_pool_t *p, server_rec *s, const char *map_file,
         const char *rest = line;
         const char *alias = ap_getword_conf(p, &rest);
         const char *existing = ap_getword_conf(p, &rest);
-        const swiftws_handler_entry *target;
+        void *target;
         if (alias[0] == '\0' || alias[0] == '#') {
             continue;
         }

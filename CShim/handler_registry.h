@@ -13,11 +13,6 @@
 #include "httpd.h"
 #include "apr_hash.h"
 
-/* What serves one resource path (the table's key, e.g. "/chat/room"). */
-typedef struct {
-    void *handler_type;     /* from the handler's swiftwebsocket_handler_type() */
-} swiftws_handler_entry;
-
 typedef struct {
     const char *root;             /* canonical */
     const char *scan_directory;   /* canonical, inside root */

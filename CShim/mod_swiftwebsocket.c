@@ -143,7 +143,7 @@ static int is_upgrade_to_websocket(request_rec *r)
 static int header_parser(request_rec *r)
 {
     swiftws_server_config *conf;
-    const swiftws_handler_entry *entry;
+    void *handler_type;
     if (r->main || !is_upgrade_to_websocket(r)) {
         return DECLINED;
     }
@@ -151,11 +151,11 @@ static int header_parser(request_rec *r)
     if (!conf->handlers) {
         return DECLINED;
     }
-    entry = apr_hash_get(conf->handlers, r->uri, APR_HASH_KEY_STRING);
-    if (!entry) {
+    handler_type = apr_hash_get(conf->handlers, r->uri, APR_HASH_KEY_STRING);
+    if (!handler_type) {
         return DECLINED;
     }
-    ap_set_module_config(r->request_config, &swiftwebsocket_module, (void *)entry);
+    ap_set_module_config(r->request_config, &swiftwebsocket_module, handler_type);
     r->handler = "swiftwebsocket";
     return DECLINED;
 }
@@ -322,8 +322,7 @@ static int add_header(void *table, const char *name, const char *value)
 
 static int websocket_handler(request_rec *r)
 {
-    const swiftws_handler_entry *entry =
-        ap_get_module_config(r->request_config, &swiftwebsocket_module);
+    void *handler_type = ap_get_module_config(r->request_config, &swiftwebsocket_module);
     swiftws_dir_config *conf;
     swiftws_io *io;
     const char *key = NULL;
@@ -331,7 +330,7 @@ static int websocket_handler(request_rec *r)
     void *session;
     int status;
 
-    if (!entry) {
+    if (!handler_type) {
         return DECLINED;
     }
     status = validate_handshake(r, &key);
@@ -347,7 +346,7 @@ static int websocket_handler(request_rec *r)
     }
 
     io = swiftws_io_create(r);
-    session = swiftws_session_open(entry->handler_type, describe_request(r, conf), io, &status);
+    session = swiftws_session_open(handler_type, describe_request(r, conf), io, &status);
     if (!session) {
         apr_table_do(add_header, r->err_headers_out, io->response_headers, NULL);
         return status;

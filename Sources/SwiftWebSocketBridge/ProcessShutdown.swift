@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CEventFD
 import Synchronization
 
 /// Closing every WebSocket when httpd stops this child (graceful restart,
@@ -28,10 +26,7 @@ enum ProcessShutdown {
     static func stop() {
         stopping.store(true, ordering: .releasing)
         wakeDescriptors.withLock { descriptors in
-            var one: UInt64 = 1
-            for descriptor in descriptors {
-                _ = Glibc.write(descriptor, &one, MemoryLayout<UInt64>.size)
-            }
+            for descriptor in descriptors { _ = eventfd_write(descriptor, 1) }
         }
     }
 }

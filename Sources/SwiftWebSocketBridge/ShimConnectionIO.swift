@@ -89,8 +89,8 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
         case Int32(SWIFTWS_WAIT_READABLE), Int32(SWIFTWS_WAIT_TIMEOUT):
             return
         case Int32(SWIFTWS_WAIT_WOKEN):
-            var counter: UInt64 = 0
-            _ = Glibc.read(descriptor, &counter, MemoryLayout<UInt64>.size)
+            var counter: eventfd_t = 0
+            _ = eventfd_read(descriptor, &counter)
         default:
             throw .transportFailed("waiting for input failed")
         }
@@ -99,8 +99,7 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
     func wake() {
         wakeDescriptor.withLock { descriptor in
             guard descriptor >= 0 else { return }
-            var one: UInt64 = 1
-            _ = Glibc.write(descriptor, &one, MemoryLayout<UInt64>.size)
+            _ = eventfd_write(descriptor, 1)
         }
     }
 
