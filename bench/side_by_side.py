@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -86,8 +87,11 @@ class ProcessServer:
 
     def start(self):
         self.port = free_port()
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        cwd=TOP)
+        # What it prints goes to a file: a pipe nobody reads would stop a
+        # server that logs a lot once the pipe is full.
+        BUILT.mkdir(parents=True, exist_ok=True)
+        with open(BUILT / f"{self.name.split()[0]}.log", "a") as log:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=TOP)
         wait_for_port(self.port, self.process)
         return self
 
@@ -108,7 +112,6 @@ class Module:
     deflate = True
 
     def __init__(self):
-        self.state = None
         self.httpd = None
 
     @property
@@ -120,18 +123,14 @@ class Module:
                 "(zlib level 6, compresses messages from 64 B)")
 
     def start(self):
-        self.state = tempfile.mkdtemp(prefix="bench-httpd-")
         # The example handlers, so /echo is the one `make run` serves.
-        self.httpd = Httpd(self.state, extra_conf=HTTPD_SIZING)
-        subprocess.run(self.httpd.command("--loglevel", "warn"), check=True, capture_output=True)
+        self.httpd = Httpd(tempfile.mkdtemp(prefix="bench-httpd-"), extra_conf=HTTPD_SIZING).start("--loglevel", "warn")
         self.port = self.httpd.port
         return self
 
     def stop(self):
-        subprocess.run([APACHE, "-f", str(self.httpd.conf), "-k", "stop"], capture_output=True)
-        deadline = time.monotonic() + 30
-        while self.httpd.pids() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        self.httpd.stop()
+        shutil.rmtree(self.httpd.state, ignore_errors=True)
 
     def pids(self):
         return self.httpd.pids()
@@ -321,10 +320,16 @@ def format_tenths(value):
     return "-" if value is None else f"{value:.1f}"
 
 
-def ratio(module_value, peer_value, higher_is_better):
+def advantage(module_value, peer_value, higher_is_better):
+    """How many times the module's figure is better than the peer's."""
     if not module_value or not peer_value:
+        return None
+    return module_value / peer_value if higher_is_better else peer_value / module_value
+
+
+def format_advantage(value):
+    if value is None:
         return ""
-    value = module_value / peer_value if higher_is_better else peer_value / module_value
     return f"x{value:.2f}" if value < 10 else f"x{value:.0f}"
 
 
@@ -356,7 +361,7 @@ def table(rows, names, results):
                 continue
             text = formatter(figure[key]) + flag(figure, row.connections)
             if name != names[0] and module_figure is not None:
-                text += " " + ratio(module_figure[key], figure[key], higher_is_better)
+                text += " " + format_advantage(advantage(module_figure[key], figure[key], higher_is_better))
             line += f"{text:>{column}}"
         return line
 
@@ -468,9 +473,10 @@ def write_results(folder, rows, names, results, classes, options):
             record = {"row": row.label, "kind": row.kind, "connections": row.connections, "size": row.size,
                       "deflate": row.deflate, "server": name, **figure}
             key = "kib_per_connection" if row.kind == "memory" else "rate"
-            if name != names[0] and module_figure and module_figure.get(key) and figure.get(key):
-                record["module_ratio"] = round(module_figure[key] / figure[key] if key == "rate"
-                                               else figure[key] / module_figure[key], 2)
+            if name != names[0] and module_figure:
+                value = advantage(module_figure[key], figure[key], higher_is_better=key == "rate")
+                if value is not None:
+                    record["module_ratio"] = round(value, 2)
             records.append(record)
     document = {"machine": machine(), "runs": options.runs, "seconds": options.seconds,
                 "servers": {cls.name: cls().setup for cls in classes}, "results": records}

@@ -143,8 +143,9 @@ class Httpd:
             args += ["--extra", str(extra_path)]
         return args + list(extra)
 
-    def start(self):
-        subprocess.run(self.command(), check=True, capture_output=True, text=True)
+    def start(self, *extra):
+        """Starts httpd; `extra`: more run-httpd options."""
+        subprocess.run(self.command(*extra), check=True, capture_output=True, text=True)
         return self
 
     def stop(self):
