@@ -31,7 +31,7 @@ import time
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "Tests/integration"))
-from conftest import APACHE, Httpd, free_port  # noqa: E402
+from conftest import APACHE, Httpd, cpu_seconds, free_port  # noqa: E402
 
 WSLOAD = TOP / "build/wsload"
 BUILT = TOP / "build/bench"
@@ -244,18 +244,6 @@ def idle_memory(server_class, row):
                 "never_upgraded": held["never_upgraded"], "held": held["held"]}
     finally:
         server.stop()
-
-
-def cpu_seconds(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (FileNotFoundError, IndexError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def became_idle(server, timeout=2):

@@ -2,6 +2,7 @@
 port through the same scripts/run-httpd that `make run` uses."""
 
 import asyncio
+import os
 import pathlib
 import shutil
 import socket
@@ -11,6 +12,7 @@ import tempfile
 import time
 
 import pytest
+from websockets.asyncio.client import connect
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
 APACHE = "/usr/sbin/apache2"
@@ -51,6 +53,18 @@ def request_facts(text):
     return dict(line.split(": ", 1) for line in text.split("\n"))
 
 
+def facts_over_ws(url, authorization=None, **options):
+    """What the request_facts handler at `url` saw (websockets client;
+    `options` go to connect, e.g. ssl=)."""
+    if authorization:
+        options["additional_headers"] = {"Authorization": authorization}
+
+    async def go():
+        async with connect(url, **options) as ws:
+            return request_facts(await ws.recv())
+    return run(go())
+
+
 def server_certificate():
     """The self-signed certificate run-httpd serves (made on first use)."""
     base = subprocess.run([str(TOP / "scripts/make-certificate")], check=True,
@@ -70,6 +84,21 @@ def tls_client_context(certificate=None, key=None):
     if certificate:
         context.load_cert_chain(certificate, key)
     return context
+
+
+def cpu_seconds(pids):
+    """User and system time the processes `pids` have used so far; a process
+    gone meanwhile counts nothing."""
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        # After the ")" ending the command name: utime, stime are 12th, 13th.
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -125,7 +154,6 @@ class Httpd:
         subprocess.run([APACHE, "-f", str(self.conf), "-k", "graceful"], check=True, capture_output=True)
         for _ in range(100):
             if self.error_log.count("resuming normal operations") > before:
-                time.sleep(0.5)  # the new child starts accepting
                 return
             time.sleep(0.1)
         raise AssertionError("graceful restart did not complete")
@@ -187,3 +215,19 @@ def serve(tmp_path_factory, **kwargs):
 @pytest.fixture(scope="module")
 def httpd(tmp_path_factory):
     yield from serve(tmp_path_factory)
+
+
+@pytest.fixture
+def server_with(tmp_path_factory):
+    """Starts httpds configured per test (start_httpd's arguments); each is
+    stopped and checked for crashes afterwards."""
+    started = []
+
+    def start(**kwargs):
+        server = start_httpd(tmp_path_factory, **kwargs)
+        started.append(server)
+        return server
+    yield start
+    for server in started:
+        server.stop()
+        server.assert_no_crash()

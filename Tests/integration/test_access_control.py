@@ -10,9 +10,8 @@ import subprocess
 import tempfile
 
 import pytest
-from websockets.asyncio.client import connect
 
-from conftest import MODULES, TEST_HANDLERS, build_handler, request_facts, run, serve, tls_client_context
+from conftest import MODULES, TEST_HANDLERS, build_handler, facts_over_ws, serve, tls_client_context
 from h2ws import H2WebSocket
 from rawws import upgrade_status
 
@@ -61,14 +60,6 @@ def handler_runs(server):
 
 def status_of(server, path, authorization=None):
     return upgrade_status(server.port, path, f"Authorization: {authorization}\r\n" if authorization else "")
-
-
-def facts_over_ws(url, authorization=None, **options):
-    async def go():
-        headers = {"Authorization": authorization} if authorization else None
-        async with connect(url, additional_headers=headers, **options) as ws:
-            return request_facts(await ws.recv())
-    return run(go())
 
 
 def h2_stream(server, path, authorization=None):

@@ -9,31 +9,42 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from conftest import APACHE, TOP, Httpd, refused_startup, serve, start_httpd
-from rawws import RawWebSocket, frame, http_request, upgrade_request
+from conftest import APACHE, TOP, Httpd, refused_startup, serve
+from rawws import RawWebSocket, frame, upgrade_status
 
 
-def test_max_message_size_directive(tmp_path_factory):
-    server = start_httpd(tmp_path_factory, extra_conf="SwiftWebSocketMaxMessageSize 1024\n")
-    try:
-        async def go():
-            async with connect(server.url("/echo"), max_size=None) as ws:
-                await ws.send(b"x" * 1024)
-                assert await ws.recv() == b"x" * 1024
-                await ws.send(b"x" * 1025)
-                with pytest.raises(websockets.ConnectionClosed) as closed:
-                    await ws.recv()
-                return closed.value.rcvd.code
-        assert asyncio.run(go()) == 1009
-        # Fragments add up: 3 x 400 bytes is over the limit too.
-        ws = RawWebSocket(server.port)
-        ws.send(frame(0x2, b"a" * 400, fin=False) + frame(0x0, b"b" * 400, fin=False)
-                + frame(0x0, b"c" * 400))
-        assert ws.read_close() == 1009
-        ws.close()
-    finally:
-        server.stop()
-    server.assert_no_crash()
+def test_max_message_size_directive(server_with):
+    server = server_with(extra_conf="SwiftWebSocketMaxMessageSize 1024\n")
+
+    async def go():
+        async with connect(server.url("/echo"), max_size=None) as ws:
+            await ws.send(b"x" * 1024)
+            assert await ws.recv() == b"x" * 1024
+            await ws.send(b"x" * 1025)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return closed.value.rcvd.code
+    assert asyncio.run(go()) == 1009
+    # Fragments add up: 3 x 400 bytes is over the limit too.
+    ws = RawWebSocket(server.port)
+    ws.send(frame(0x2, b"a" * 400, fin=False) + frame(0x0, b"b" * 400, fin=False)
+            + frame(0x0, b"c" * 400))
+    assert ws.read_close() == 1009
+    ws.close()
+
+
+def test_largest_max_message_size_still_inflates(server_with):
+    # No limit at all: the inflater's "one byte past the limit" must not
+    # overflow (it trapped, taking the child down, on the first message).
+    server = server_with(extra_conf="SwiftWebSocketMaxMessageSize 9223372036854775807\n")
+
+    async def go():
+        async with connect(server.url("/echo"), compression="deflate", max_size=None) as ws:
+            await ws.send("compressible " * 1000)
+            return ws.response.headers.get("Sec-WebSocket-Extensions", ""), await ws.recv()
+    extensions, echoed = asyncio.run(go())
+    assert extensions.startswith("permessage-deflate")
+    assert echoed == "compressible " * 1000
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "lots", "12k"])
@@ -90,9 +101,7 @@ def test_good_handler_in_subdirectory_serves(mixed_httpd):
 
 @pytest.mark.parametrize("path", ["/escape", "/linkdir/escape", "/text", "/plain", "/old"])
 def test_bad_handlers_are_not_served(mixed_httpd, path):
-    status, _, sock, _ = http_request(mixed_httpd.port, upgrade_request(path=path))
-    sock.close()
-    assert status == 404
+    assert upgrade_status(mixed_httpd.port, path)[0] == 404
 
 
 @pytest.mark.parametrize("needle", [
@@ -110,7 +119,6 @@ def test_configtest_reports_load_errors(mixed_httpd, mixed_root):
     result = subprocess.run([APACHE, "-t", "-f", str(mixed_httpd.conf)], capture_output=True, text=True)
     assert result.returncode == 0  # bad handlers do not stop the others
     assert f"cannot load WebSocket handler {mixed_root}/plain_wsh.so" in result.stderr
-
 
 
 def test_configtest_fails_on_a_configuration_startup_would_refuse(tmp_path_factory, tmp_path):

@@ -8,8 +8,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-from conftest import refused_startup, serve, start_httpd
-from rawws import RawWebSocket, frame, http_request, upgrade_request
+from conftest import refused_startup, serve
+from rawws import RawWebSocket, frame
 
 
 def negotiated(ws):
@@ -65,11 +65,13 @@ def test_handler_can_decline_compression(httpd):
                                    "permessage-deflate; bogus=\"1"],
                          ids=["window-8", "malformed"])
 def test_unhonourable_offer_is_declined_with_a_clean_101(httpd, offer):
-    status, headers, sock, _ = http_request(
-        httpd.port, upgrade_request(extra=f"Sec-WebSocket-Extensions: {offer}\r\n"))
-    sock.close()
-    assert status == 101
-    assert "sec-websocket-extensions" not in headers
+    ws = RawWebSocket(httpd.port, extra=f"Sec-WebSocket-Extensions: {offer}\r\n")
+    assert "sec-websocket-extensions" not in ws.headers
+    # And the connection works, uncompressed.
+    ws.send(frame(0x1, b"plain"))
+    assert ws.read_frame() == (True, 0x1, b"plain")
+    assert ws.last_rsv == 0
+    ws.close()
 
 
 def test_server_compresses_what_it_sends(httpd):
@@ -102,31 +104,25 @@ def test_inflate_bomb_closes_1009(small_limit_httpd):
     ws.close()
 
 
-def test_deflate_directives(tmp_path_factory):
-    server = start_httpd(tmp_path_factory, extra_conf="SwiftWebSocketDeflateWindowBits 10\n"
-                                                       "SwiftWebSocketDeflateCompressionLevel 1\n"
-                                                       "SwiftWebSocketDeflateMemLevel 9\n"
-                                                       "SwiftWebSocketDeflateMinSize 0\n")
-    try:
-        header, replies = asyncio.run(echo_all(server.url("/echo"), MESSAGES))
-        assert header == "permessage-deflate; client_max_window_bits=10"
-        assert replies == MESSAGES
-        # MinSize 0: even a one-byte reply is compressed (64 by default).
-        ws = RawWebSocket(server.port, extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")
-        ws.send(frame(0x1, b"x"))
-        _, _, payload = ws.read_frame()
-        assert ws.last_rsv == 0x4
-        assert zlib.decompressobj(-10).decompress(payload + b"\x00\x00\xff\xff") == b"x"
-        ws.close()
-    finally:
-        server.stop()
-    off = start_httpd(tmp_path_factory, extra_conf="SwiftWebSocketDeflate Off\n")
-    try:
-        header, replies = asyncio.run(echo_all(off.url("/echo"), MESSAGES[:4]))
-        assert header is None
-        assert replies == MESSAGES[:4]
-    finally:
-        off.stop()
+def test_deflate_directives(server_with):
+    server = server_with(extra_conf="SwiftWebSocketDeflateWindowBits 10\n"
+                                    "SwiftWebSocketDeflateCompressionLevel 1\n"
+                                    "SwiftWebSocketDeflateMemLevel 9\n"
+                                    "SwiftWebSocketDeflateMinSize 0\n")
+    header, replies = asyncio.run(echo_all(server.url("/echo"), MESSAGES))
+    assert header == "permessage-deflate; client_max_window_bits=10"
+    assert replies == MESSAGES
+    # MinSize 0: even a one-byte reply is compressed (64 by default).
+    ws = RawWebSocket(server.port, extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    ws.send(frame(0x1, b"x"))
+    _, _, payload = ws.read_frame()
+    assert ws.last_rsv == 0x4
+    assert zlib.decompressobj(-10).decompress(payload + b"\x00\x00\xff\xff") == b"x"
+    ws.close()
+    off = server_with(extra_conf="SwiftWebSocketDeflate Off\n")
+    header, replies = asyncio.run(echo_all(off.url("/echo"), MESSAGES[:4]))
+    assert header is None
+    assert replies == MESSAGES[:4]
 
 
 @pytest.mark.parametrize("line,message", [

@@ -3,10 +3,11 @@ handlers added or changed under a running one."""
 
 import os
 import shutil
+import time
 
 import pytest
 
-from conftest import TOP, build_handler, refused_startup, start_httpd
+from conftest import TOP, build_handler, refused_startup
 from rawws import RawWebSocket, frame, upgrade_status
 
 
@@ -20,20 +21,6 @@ def echoes(server, path):
     ok = ws.read_frame() == (True, 0x1, b"ping?")
     ws.close()
     return ok
-
-
-@pytest.fixture
-def server_with(tmp_path_factory):
-    started = []
-
-    def start(**kwargs):
-        server = start_httpd(tmp_path_factory, **kwargs)
-        started.append(server)
-        return server
-    yield start
-    for server in started:
-        server.stop()
-        server.assert_no_crash()
 
 
 # ---- SwiftWebSocketAllowedOrigins ----
@@ -152,6 +139,11 @@ def test_graceful_restart_loads_added_and_changed_handlers(server_with, tmp_path
     # The same path rebuilt from another source: it now answers a close.
     build_handler(TOP / "examples/close_wsh.swift", root, "thing_wsh.swift")
     server.graceful()
+    # The old child may still take a connection or two while it hands over.
+    deadline = time.monotonic() + 10
+    while status_of(server, "/added") != 101:
+        assert time.monotonic() < deadline, "the new generation never served /added"
+        time.sleep(0.1)
     assert echoes(server, "/added")
     ws = RawWebSocket(server.port, "/thing")
     ws.send(frame(0x1, b"4000 changed"))

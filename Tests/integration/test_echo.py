@@ -8,7 +8,6 @@ from websockets.asyncio.client import connect
 from conftest import run
 
 
-
 async def echo_roundtrip(url, message, **kwargs):
     async with connect(url, max_size=None, **kwargs) as ws:
         await ws.send(message)
@@ -73,7 +72,10 @@ def test_close_handler_closes_with_code_and_reason(httpd):
 
 
 def test_static_page_is_still_served(httpd):
+    # The page with the echo and chat panels: requests without an upgrade
+    # are not the module's.
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{httpd.port}/") as response:
         assert response.status == 200
-        assert b"/echo" in response.read()
+        page = response.read()
+    assert b"/echo" in page and b"/chat" in page

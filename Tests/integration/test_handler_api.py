@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import TEST_HANDLERS, TOP, build_handler, request_facts, run, serve, start_httpd
+from conftest import TEST_HANDLERS, TOP, build_handler, facts_over_ws, run, serve
 from rawws import RawWebSocket, frame
 
 API_HANDLERS = ("ping_wsh.swift", "fragments_wsh.swift", "passive_close_wsh.swift",
@@ -23,14 +23,10 @@ def server(tmp_path_factory):
     yield from serve(tmp_path_factory, handler_root=root)
 
 
-
 def test_extra_handshake_sees_the_request(server):
-    async def go():
-        async with connect(server.url("/request_facts?room=7&x=%20y"), origin="https://app.example",
-                           subprotocols=["a.v1", "b.v2"],
-                           additional_headers={"Cookie": "sid=abc; theme=\"dark\"", "X-Test": "yes"}) as ws:
-            return request_facts(await ws.recv())
-    facts = run(go())
+    facts = facts_over_ws(server.url("/request_facts?room=7&x=%20y"), origin="https://app.example",
+                          subprotocols=["a.v1", "b.v2"],
+                          additional_headers={"Cookie": "sid=abc; theme=\"dark\"", "X-Test": "yes"})
     assert facts["resource"] == "/request_facts"
     assert facts["query"] == "room=7&x=%20y"
     assert facts["origin"] == "https://app.example"
@@ -55,6 +51,8 @@ def test_ping_with_payload_reports_the_pong(server):
 def test_fragmented_send_reassembles(server, compression):
     async def go():
         async with connect(server.url("/fragments"), compression=compression) as ws:
+            negotiated = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            assert negotiated.startswith("permessage-deflate") == bool(compression), negotiated
             await ws.send("5")
             return await ws.recv(), await ws.recv()
     text, binary = run(go())
@@ -94,22 +92,20 @@ def test_handler_logs_at_the_configured_level(server):
     assert "debug line from a handler" not in log  # run-httpd's LogLevel is swiftwebsocket:info
 
 
-def test_loglevel_debug_shows_handler_debug_lines(tmp_path_factory):
+def test_loglevel_debug_shows_handler_debug_lines(tmp_path_factory, server_with):
     root = tmp_path_factory.mktemp("handlers")
     build_handler(TEST_HANDLERS / "logging_wsh.swift", root)
-    server = start_httpd(tmp_path_factory, handler_root=root, extra_conf="LogLevel swiftwebsocket:debug\n")
-    try:
-        async def go():
-            async with connect(server.url("/logging")) as ws:
-                await ws.send("x")
-                await ws.recv()
-        run(go())
-        assert "debug line from a handler" in server.error_log
-    finally:
-        server.stop()
+    server = server_with(handler_root=root, extra_conf="LogLevel swiftwebsocket:debug\n")
+
+    async def go():
+        async with connect(server.url("/logging")) as ws:
+            await ws.send("x")
+            await ws.recv()
+    run(go())
+    assert "debug line from a handler" in server.error_log
 
 
-def test_readme_handler_builds_and_serves(tmp_path_factory):
+def test_readme_handler_builds_and_serves(tmp_path_factory, server_with):
     """The handler in README's "Writing a handler", built as it says."""
     readme = (TOP / "README.md").read_text()
     section = readme[readme.index("## Writing a handler"):]
@@ -118,15 +114,13 @@ def test_readme_handler_builds_and_serves(tmp_path_factory):
     (root / "greet_wsh.swift").write_text(source)
     subprocess.run([str(TOP / "bin/swiftwebsocket-build"), str(root / "greet_wsh.swift")],
                    check=True, capture_output=True)
-    server = start_httpd(tmp_path_factory, handler_root=root)
-    try:
-        async def go():
-            async with connect(server.url("/greet"), subprotocols=["greet.v1", "greet.v2"],
-                               additional_headers={"Cookie": "name=Ada"}) as ws:
-                greeting = await ws.recv()
-                await ws.send("abc")
-                return ws.subprotocol, greeting, await ws.recv()
-        assert run(go()) == ("greet.v2", "hello, Ada", "ABC")
-    finally:
-        server.stop()
+    server = server_with(handler_root=root)
+
+    async def go():
+        async with connect(server.url("/greet"), subprotocols=["greet.v1", "greet.v2"],
+                           additional_headers={"Cookie": "name=Ada"}) as ws:
+            greeting = await ws.recv()
+            await ws.send("abc")
+            return ws.subprotocol, greeting, await ws.recv()
+    assert run(go()) == ("greet.v2", "hello, Ada", "ABC")
     assert "greeting Ada" in server.error_log

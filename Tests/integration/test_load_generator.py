@@ -3,6 +3,7 @@ must complete round trips without errors in every mode `make bench` uses,
 or its figures mean nothing."""
 
 import json
+import select
 import subprocess
 import sys
 
@@ -49,6 +50,7 @@ def test_hold_keeps_connections_open_until_told(httpd):
     holder = subprocess.Popen([str(TOP / "build/wsload"), "hold", str(httpd.port), "/echo", "5", "4096", "deflate"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        assert select.select([holder.stdout], [], [], 30)[0], "wsload hold never reported"
         assert json.loads(holder.stdout.readline()) == {"held": 5, "errors": 0, "never_upgraded": 0}
         assert holder.poll() is None
     finally:

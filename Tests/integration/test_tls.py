@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage
 
-from conftest import TEST_HANDLERS, TOP, build_handler, request_facts, run, serve, tls_client_context
+from conftest import TEST_HANDLERS, TOP, build_handler, facts_over_ws, run, serve, tls_client_context
 from h2ws import H2WebSocket
 
 
@@ -44,7 +44,6 @@ SSLCACertificateFile "{ca_certificate}"
     SSLVerifyClient require
 </Location>
 """)
-
 
 
 def test_wss_echoes_text_and_binary(server):
@@ -82,20 +81,14 @@ def test_wss_with_permessage_deflate(server):
 
 
 def test_handler_sees_tls_facts(server):
-    async def go():
-        async with connect(server.wss_url("/request_facts"), ssl=tls_client_context()) as ws:
-            return request_facts(await ws.recv())
-    facts = run(go())
+    facts = facts_over_ws(server.wss_url("/request_facts"), ssl=tls_client_context())
     assert facts["secure"] == "true"
     assert facts["tls-protocol"].startswith("TLSv1.")
     assert facts["client-dn"] == "(none)"
 
 
 def test_plain_ws_is_not_secure(server):
-    async def go():
-        async with connect(server.url("/request_facts")) as ws:
-            return request_facts(await ws.recv())
-    facts = run(go())
+    facts = facts_over_ws(server.url("/request_facts"))
     assert facts["secure"] == "false"
     assert facts["tls-protocol"] == "(none)"
 
@@ -118,12 +111,7 @@ def test_client_certificate_required_refuses_before_upgrade(server):
 
 def test_client_certificate_reaches_the_handler(server, client_ca):
     _, certificate, key = client_ca
-
-    async def go():
-        async with connect(server.wss_url("/certified/request_facts"),
-                           ssl=tls_client_context(certificate, key)) as ws:
-            return request_facts(await ws.recv())
-    facts = run(go())
+    facts = facts_over_ws(server.wss_url("/certified/request_facts"), ssl=tls_client_context(certificate, key))
     assert facts["client-verify"] == "SUCCESS"
     assert facts["client-dn"] == "CN=alice,O=Wonderland"
     assert facts["tls-protocol"] == "TLSv1.3"
