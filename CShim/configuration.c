@@ -31,33 +31,20 @@ void *swiftws_merge_server_config(apr_pool_t *p, void *base_, void *vhost_)
 void *swiftws_create_dir_config(apr_pool_t *p, char *dir)
 {
     swiftws_dir_config *conf = apr_pcalloc(p, sizeof(*conf));
-    conf->max_message_size = -1;
-    conf->deflate_enabled = -1;
-    conf->deflate_window_bits = -1;
-    conf->deflate_memory_level = -1;
-    conf->deflate_compression_level = -1;
-    conf->deflate_minimum_size = -1;
-    conf->ping_interval_ms = -1;
-    conf->ping_timeout_ms = -1;
-    conf->idle_timeout_ms = -1;
+#define UNSET(name) conf->options.name = -1;
+    SWIFTWS_CONNECTION_OPTIONS(UNSET)
+#undef UNSET
     return conf;
 }
-
-#define MERGE_NUMBER(field) conf->field = child->field >= 0 ? child->field : base->field
 
 void *swiftws_merge_dir_config(apr_pool_t *p, void *base_, void *child_)
 {
     swiftws_dir_config *base = base_, *child = child_;
     swiftws_dir_config *conf = apr_pcalloc(p, sizeof(*conf));
-    MERGE_NUMBER(max_message_size);
-    MERGE_NUMBER(deflate_enabled);
-    MERGE_NUMBER(deflate_window_bits);
-    MERGE_NUMBER(deflate_memory_level);
-    MERGE_NUMBER(deflate_compression_level);
-    MERGE_NUMBER(deflate_minimum_size);
-    MERGE_NUMBER(ping_interval_ms);
-    MERGE_NUMBER(ping_timeout_ms);
-    MERGE_NUMBER(idle_timeout_ms);
+#define MERGE(name) \
+    conf->options.name = child->options.name >= 0 ? child->options.name : base->options.name;
+    SWIFTWS_CONNECTION_OPTIONS(MERGE)
+#undef MERGE
     conf->allowed_origins = child->allowed_origins ? child->allowed_origins : base->allowed_origins;
     return conf;
 }
@@ -122,12 +109,16 @@ static const char *set_allow_outside_root(cmd_parms *cmd, void *dummy, int on)
 
 /* ---- How connections behave (server, virtual host, directory) ---- */
 
-/* A numeric directive: where it is stored and the values it accepts. */
+/* A numeric directive: which option it sets and the values it accepts. */
 typedef struct {
     size_t offset;
     apr_int64_t min, max;
-    int is_int64;
 } number_directive;
+
+static apr_int64_t *option(void *dir_config, const number_directive *spec)
+{
+    return (apr_int64_t *)((char *)dir_config + spec->offset);
+}
 
 static const char *set_number(cmd_parms *cmd, void *dir_config, const char *arg)
 {
@@ -140,12 +131,7 @@ static const char *set_number(cmd_parms *cmd, void *dir_config, const char *arg)
         return apr_psprintf(cmd->pool, "%s: \"%s\" is not a whole number from %" APR_INT64_T_FMT
                             " to %" APR_INT64_T_FMT, cmd->cmd->name, arg, spec->min, spec->max);
     }
-    if (spec->is_int64) {
-        *(apr_int64_t *)((char *)dir_config + spec->offset) = value;
-    }
-    else {
-        *(int *)((char *)dir_config + spec->offset) = (int)value;
-    }
+    *option(dir_config, spec) = value;
     return NULL;
 }
 
@@ -172,13 +158,13 @@ static const char *set_duration(cmd_parms *cmd, void *dir_config, const char *ar
         return apr_psprintf(cmd->pool, "%s: \"%s\" is not a time (seconds, or with ms, s, min or h)%s",
                             cmd->cmd->name, arg, spec->min == 0 ? "; 0 turns it off" : " above 0");
     }
-    *(apr_int64_t *)((char *)dir_config + spec->offset) = duration / 1000;
+    *option(dir_config, spec) = duration / 1000;
     return NULL;
 }
 
 static const char *set_deflate(cmd_parms *cmd, void *dir_config, int on)
 {
-    ((swiftws_dir_config *)dir_config)->deflate_enabled = on;
+    ((swiftws_dir_config *)dir_config)->options.deflate_enabled = on;
     return NULL;
 }
 
@@ -209,19 +195,23 @@ static const char *set_allowed_origins(cmd_parms *cmd, void *dir_config, int arg
     return NULL;
 }
 
-/* An apr_int64_t field: byte counts, and durations in milliseconds (min 0
- * where 0 means "off"). */
-#define INT64(field, min) { APR_OFFSETOF(swiftws_dir_config, field), min, APR_INT64_MAX, 1 }
-#define RANGE(field, min, max) { APR_OFFSETOF(swiftws_dir_config, field), min, max, 0 }
+/* The options a number sets: counts and sizes, and durations in
+ * milliseconds (min 0 where 0 means "off"). */
+#define OPTION(field, min, max) { APR_OFFSETOF(swiftws_dir_config, options.field), min, max }
+#define AT_LEAST(field, min) OPTION(field, min, APR_INT64_MAX)
 
-static const number_directive max_message_size = INT64(max_message_size, 1);
-static const number_directive deflate_window_bits = RANGE(deflate_window_bits, 9, 15);
-static const number_directive deflate_memory_level = RANGE(deflate_memory_level, 1, 9);
-static const number_directive deflate_compression_level = RANGE(deflate_compression_level, 0, 9);
-static const number_directive deflate_minimum_size = INT64(deflate_minimum_size, 0);
-static const number_directive ping_interval = INT64(ping_interval_ms, 0);
-static const number_directive ping_timeout = INT64(ping_timeout_ms, 1);
-static const number_directive idle_timeout = INT64(idle_timeout_ms, 0);
+static const number_directive max_message_size = AT_LEAST(max_message_size, 1);
+static const number_directive max_frame_size = AT_LEAST(max_frame_size, 1);
+static const number_directive max_fragments = AT_LEAST(max_fragments, 1);
+static const number_directive deflate_window_bits = OPTION(deflate_window_bits, 9, 15);
+static const number_directive deflate_memory_level = OPTION(deflate_memory_level, 1, 9);
+static const number_directive deflate_compression_level = OPTION(deflate_compression_level, 0, 9);
+static const number_directive deflate_minimum_size = AT_LEAST(deflate_minimum_size, 0);
+static const number_directive ping_interval = AT_LEAST(ping_interval_ms, 0);
+static const number_directive ping_timeout = AT_LEAST(ping_timeout_ms, 1);
+static const number_directive idle_timeout = AT_LEAST(idle_timeout_ms, 0);
+static const number_directive close_timeout = AT_LEAST(close_timeout_ms, 1);
+static const number_directive write_timeout = AT_LEAST(write_timeout_ms, 1);
 
 #define CONNECTION_CONF (RSRC_CONF | ACCESS_CONF)
 
@@ -242,6 +232,11 @@ const command_rec swiftws_commands[] = {
                       "without Origin, \"*\" for any (default: any)"),
     AP_INIT_TAKE1("SwiftWebSocketMaxMessageSize", set_number, (void *)&max_message_size, CONNECTION_CONF,
                   "Largest message accepted, in bytes (default 16777216); larger ones close with 1009"),
+    AP_INIT_TAKE1("SwiftWebSocketMaxFrameSize", set_number, (void *)&max_frame_size, CONNECTION_CONF,
+                  "Largest frame accepted, in bytes as sent (default 16777216); larger ones close with "
+                  "1009"),
+    AP_INIT_TAKE1("SwiftWebSocketMaxFragments", set_number, (void *)&max_fragments, CONNECTION_CONF,
+                  "Most frames one message may arrive in (default 100000); more close with 1009"),
     AP_INIT_TAKE1("SwiftWebSocketPingInterval", set_duration, (void *)&ping_interval, CONNECTION_CONF,
                   "Ping a client that sent nothing for this long, in seconds; 0: never (default 20)"),
     AP_INIT_TAKE1("SwiftWebSocketPingTimeout", set_duration, (void *)&ping_timeout, CONNECTION_CONF,
@@ -249,6 +244,12 @@ const command_rec swiftws_commands[] = {
     AP_INIT_TAKE1("SwiftWebSocketIdleTimeout", set_duration, (void *)&idle_timeout, CONNECTION_CONF,
                   "Close (1001) after this long without a message either way, in seconds; 0: never "
                   "(default 0)"),
+    AP_INIT_TAKE1("SwiftWebSocketCloseTimeout", set_duration, (void *)&close_timeout, CONNECTION_CONF,
+                  "Drop a client that has not answered our close frame after this long, in seconds "
+                  "(default 10)"),
+    AP_INIT_TAKE1("SwiftWebSocketWriteTimeout", set_duration, (void *)&write_timeout, CONNECTION_CONF,
+                  "Drop a client that has taken none of our output for this long, in seconds "
+                  "(default 30)"),
     AP_INIT_FLAG("SwiftWebSocketDeflate", set_deflate, NULL, CONNECTION_CONF,
                  "Negotiate permessage-deflate (RFC 7692) when clients offer it (default On)"),
     AP_INIT_TAKE1("SwiftWebSocketDeflateWindowBits", set_number, (void *)&deflate_window_bits, CONNECTION_CONF,

@@ -13,6 +13,8 @@
 #include "http_config.h"
 #include "apr_hash.h"
 
+#include "swiftwebsocket.h"
+
 typedef struct {
     const char *handler_root;     /* canonical path, NULL when unset */
     const char *scan_directory;   /* as written (relative to the root); NULL: the root */
@@ -21,17 +23,8 @@ typedef struct {
     apr_hash_t *handlers;         /* resource -> handler type, built in post_config */
 } swiftws_server_config;
 
-/* Numbers are -1 while unset: the engine's documented default applies. */
 typedef struct {
-    apr_int64_t max_message_size;   /* bytes */
-    int deflate_enabled;
-    int deflate_window_bits;
-    int deflate_memory_level;
-    int deflate_compression_level;
-    apr_int64_t deflate_minimum_size;
-    apr_int64_t ping_interval_ms;   /* 0: off */
-    apr_int64_t ping_timeout_ms;
-    apr_int64_t idle_timeout_ms;    /* 0: off */
+    swiftws_connection_options options;
     /* Origins, compared without regard to case; NULL when unset. "none" admits
      * requests without an Origin header; "*" admits any. */
     apr_array_header_t *allowed_origins;

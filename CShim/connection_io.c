@@ -56,11 +56,28 @@ static int input_descriptor(swiftws_io *io)
     return -1;
 }
 
-void swiftws_io_start(swiftws_io *io)
+/* SwiftWebSocketWriteTimeout's default: a client that takes none of our
+ * output for this long has stopped reading (or is gone), and its thread
+ * is needed elsewhere. */
+#define DEFAULT_WRITE_TIMEOUT_MS 30000
+
+void swiftws_io_start(swiftws_io *io, apr_int64_t write_timeout_ms)
 {
     io->in = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
     io->out = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
     io->input_fd = input_descriptor(io);
+    /* Reads never block (they are non-blocking, and the core input filter
+     * restores the timeout after each), so the socket's timeout now bounds
+     * only writes: the core output filter blocks with it when the client's
+     * window is full. An HTTP/2 stream has no socket of its own; mod_http2
+     * bounds its writes by httpd's Timeout. */
+    if (!io->c->master) {
+        apr_socket_t *socket = ap_get_conn_socket(io->c);
+        if (socket) {
+            apr_socket_timeout_set(socket, apr_time_from_msec(write_timeout_ms >= 0 ? write_timeout_ms
+                                                                                    : DEFAULT_WRITE_TIMEOUT_MS));
+        }
+    }
 }
 
 /* Fills io->in from the input filters. Returns APR_SUCCESS with data (or
@@ -199,7 +216,7 @@ static int host_write(void *io_, const void *first, size_t first_length,
     /* Transient buckets: the core output filter writes them out before
      * ap_pass_brigade returns (the FLUSH asks it to), copying only what it
      * cannot write at once. A client that stops reading blocks this for at
-     * most httpd's Timeout. */
+     * most SwiftWebSocketWriteTimeout (see swiftws_io_start). */
     if (first_length) {
         APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(first, first_length, ba));
     }

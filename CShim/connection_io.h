@@ -26,7 +26,8 @@ extern const swiftws_host swiftws_host_services;
 
 swiftws_io *swiftws_io_create(request_rec *r);
 
-/* After the 101: the brigades the data transfer uses, made once. */
-void swiftws_io_start(swiftws_io *io);
+/* After the 101: the brigades the data transfer uses, made once, and the
+ * bound on a blocked write (milliseconds; -1 for the default). */
+void swiftws_io_start(swiftws_io *io, apr_int64_t write_timeout_ms);
 
 #endif

@@ -22,9 +22,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "http_ssl.h"
-#include "ap_mpm.h"
 #include "mpm_common.h"
-#include "scoreboard.h"
 #include "util_filter.h"
 #include "apr_base64.h"
 #include "apr_sha1.h"
@@ -119,17 +117,16 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return load_all_handlers(pconf, s);
 }
 
-/* A restart: WebSockets would otherwise keep this old generation's child
- * alive for as long as their clients stay. A child retired for another
- * reason (MaxConnectionsPerChild, fewer idle threads wanted) keeps its
- * WebSockets until they end. An ungraceful stop gets no 1001: the event
- * MPM shuts the connections' sockets as it stops (a close frame written
- * then fails, as tried). */
+/* This child is going away gracefully: a graceful restart or graceful-stop,
+ * MaxConnectionsPerChild, or the MPM wanting fewer processes. Its
+ * WebSockets would otherwise keep it alive for as long as their clients
+ * stay (a "G" slot that never ends), so each closes with 1001 Going Away
+ * and its client reconnects to a process that stays. An ungraceful stop
+ * gets no 1001: the event MPM shuts the connections' sockets as it stops (a
+ * close frame written then fails, as tried). */
 static void child_stopping(apr_pool_t *pchild, int graceful)
 {
-    int generation = 0;
-    if (ap_mpm_query(AP_MPMQ_GENERATION, &generation) == APR_SUCCESS && ap_scoreboard_image
-        && ap_scoreboard_image->global->running_generation != generation) {
+    if (graceful) {
         swiftws_bridge_child_stopping();
     }
 }
@@ -278,15 +275,7 @@ static swiftws_request *describe_request(request_rec *r, const swiftws_dir_confi
     if (request->is_secure) {
         describe_tls(r, request);
     }
-    request->max_message_size = conf->max_message_size;
-    request->ping_interval_ms = conf->ping_interval_ms;
-    request->ping_timeout_ms = conf->ping_timeout_ms;
-    request->idle_timeout_ms = conf->idle_timeout_ms;
-    request->deflate_enabled = conf->deflate_enabled;
-    request->deflate_window_bits = conf->deflate_window_bits;
-    request->deflate_memory_level = conf->deflate_memory_level;
-    request->deflate_compression_level = conf->deflate_compression_level;
-    request->deflate_minimum_size = conf->deflate_minimum_size;
+    request->options = conf->options;
     return request;
 }
 
@@ -361,7 +350,7 @@ static int websocket_handler(request_rec *r)
     ap_send_interim_response(r, 1);
     switch_to_connection_filters(r);
 
-    swiftws_io_start(io);
+    swiftws_io_start(io, conf->options.write_timeout_ms);
     swiftws_session_run_blocking(session);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "WebSocket closed");
     /* Never an HTTP status after the 101: the stream is WebSocket now. */

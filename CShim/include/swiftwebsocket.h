@@ -20,6 +20,32 @@ typedef struct swiftws_header {
     const char *value;
 } swiftws_header;
 
+/* How one connection behaves: the per-directory directives
+ * (configuration.c) with their values in the form the engine takes. Every
+ * option is -1 while unset, for the engine's default; durations are in
+ * milliseconds, and 0 turns the ones that may be off off. Listed once here,
+ * the list makes the struct and the shim's unset values and merging. */
+#define SWIFTWS_CONNECTION_OPTIONS(X) \
+    X(max_message_size)          /* SwiftWebSocketMaxMessageSize, bytes */ \
+    X(max_frame_size)            /* SwiftWebSocketMaxFrameSize, bytes */ \
+    X(max_fragments)             /* SwiftWebSocketMaxFragments, frames per message */ \
+    X(ping_interval_ms)          /* SwiftWebSocketPingInterval */ \
+    X(ping_timeout_ms)           /* SwiftWebSocketPingTimeout */ \
+    X(idle_timeout_ms)           /* SwiftWebSocketIdleTimeout */ \
+    X(close_timeout_ms)          /* SwiftWebSocketCloseTimeout */ \
+    X(write_timeout_ms)          /* SwiftWebSocketWriteTimeout; the shim's */ \
+    X(deflate_enabled)           /* SwiftWebSocketDeflate, 0 or 1 */ \
+    X(deflate_window_bits)       /* 9..15 */ \
+    X(deflate_memory_level)      /* 1..9 */ \
+    X(deflate_compression_level) /* 0..9 */ \
+    X(deflate_minimum_size)      /* bytes */
+
+typedef struct swiftws_connection_options {
+#define SWIFTWS_OPTION_FIELD(name) int64_t name;
+    SWIFTWS_CONNECTION_OPTIONS(SWIFTWS_OPTION_FIELD)
+#undef SWIFTWS_OPTION_FIELD
+} swiftws_connection_options;
+
 /* One upgrade request as the shim saw it. Valid until the content handler
  * returns. */
 typedef struct swiftws_request {
@@ -32,19 +58,7 @@ typedef struct swiftws_request {
     int is_secure;               /* TLS (mod_ssl) in use */
     const swiftws_header *tls_variables;  /* mod_ssl's SSL_* with a value */
     size_t tls_variable_count;
-    int64_t max_message_size;    /* SwiftWebSocketMaxMessageSize */
-    /* SwiftWebSocketPingInterval/PingTimeout/IdleTimeout in milliseconds,
-     * -1 where unset (the engine's default), 0 for off */
-    int64_t ping_interval_ms;
-    int64_t ping_timeout_ms;
-    int64_t idle_timeout_ms;
-    /* permessage-deflate, from the SwiftWebSocketDeflate* directives; -1
-     * where unset, for the engine's default */
-    int deflate_enabled;         /* 0 or 1 */
-    int deflate_window_bits;     /* 9..15 */
-    int deflate_memory_level;    /* 1..9 */
-    int deflate_compression_level; /* 0..9 */
-    int64_t deflate_minimum_size;
+    swiftws_connection_options options;
 } swiftws_request;
 
 /* Services the shim gives Swift. `io` is the shim's per-connection context,

@@ -1,6 +1,6 @@
 /// How a connection notices a peer that vanished or went quiet. The C module
-/// sets these from `SwiftWebSocketPingInterval`, `SwiftWebSocketPingTimeout`
-/// and `SwiftWebSocketIdleTimeout`.
+/// sets these from `SwiftWebSocketPingInterval`, `SwiftWebSocketPingTimeout`,
+/// `SwiftWebSocketIdleTimeout` and `SwiftWebSocketCloseTimeout`.
 public struct Keepalive: Sendable, Equatable {
     /// After this long without hearing from the peer, ping it; nil: never.
     /// The default is Python websockets' (20 s): it finds half-open TCP
@@ -13,8 +13,8 @@ public struct Keepalive: Sendable, Equatable {
     /// Close with 1001 after this long without a message in either
     /// direction, however lively the pings; nil (the default): never.
     public var idleTimeout: Duration?
-    /// How long to wait for the peer's close frame after sending ours;
-    /// default 10 s.
+    /// How long to wait for the peer's close frame after sending ours
+    /// before dropping the connection; default 10 s.
     public var closeTimeout: Duration
 
     public init(pingInterval: Duration? = .seconds(20), pingTimeout: Duration = .seconds(20),

@@ -6,13 +6,26 @@ public struct Limits: Sendable, Equatable {
     /// header announces it, before its payload is read. The default admits
     /// Autobahn's 16 MiB cases; lower it where messages are small.
     public var maxMessageSize: Int = 16 * 1024 * 1024
+    /// Largest frame payload accepted, in bytes, as it is on the wire
+    /// (compressed, with permessage-deflate). A larger frame closes the
+    /// connection with 1009 from its header. The default equals
+    /// `maxMessageSize`'s, so only a lower setting changes anything.
+    public var maxFrameSize: Int = 16 * 1024 * 1024
+    /// Most frames one message may arrive in. Past it the connection closes
+    /// with 1009: without a bound, a message of empty continuation frames
+    /// would never end and never reach the size limit. The default admits
+    /// Autobahn's 4 MiB messages in 64-byte fragments (65,536 frames).
+    public var maxFragmentsPerMessage: Int = 100_000
     /// Most bytes other threads may have queued for this connection (see
     /// `WebSocket.send`) before it counts as too slow and is closed with
     /// 1008; senders never wait for a slow peer.
     public var maxQueuedBytes: Int = 16 * 1024 * 1024
 
-    public init(maxMessageSize: Int = 16 * 1024 * 1024, maxQueuedBytes: Int = 16 * 1024 * 1024) {
+    public init(maxMessageSize: Int = 16 * 1024 * 1024, maxFrameSize: Int = 16 * 1024 * 1024,
+                maxFragmentsPerMessage: Int = 100_000, maxQueuedBytes: Int = 16 * 1024 * 1024) {
         self.maxMessageSize = maxMessageSize
+        self.maxFrameSize = maxFrameSize
+        self.maxFragmentsPerMessage = maxFragmentsPerMessage
         self.maxQueuedBytes = maxQueuedBytes
     }
 }

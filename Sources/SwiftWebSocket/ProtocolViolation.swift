@@ -14,6 +14,8 @@ public enum ProtocolViolation: Error, Equatable, Sendable, CustomStringConvertib
     case invalidCloseCode(UInt16)
     case invalidUTF8
     case messageTooBig(limit: Int)
+    case frameTooBig(limit: Int)
+    case tooManyFragments(limit: Int)
     /// A compressed message that is not valid DEFLATE data.
     case invalidCompressedData
     /// zlib could not set up a decompressor (out of memory).
@@ -22,7 +24,7 @@ public enum ProtocolViolation: Error, Equatable, Sendable, CustomStringConvertib
     public var closeCode: CloseCode {
         switch self {
         case .invalidUTF8, .invalidCompressedData: return .invalidPayloadData
-        case .messageTooBig: return .messageTooBig
+        case .messageTooBig, .frameTooBig, .tooManyFragments: return .messageTooBig
         case .compressionUnavailable: return .internalError
         default: return .protocolError
         }
@@ -42,6 +44,8 @@ public enum ProtocolViolation: Error, Equatable, Sendable, CustomStringConvertib
         case .invalidCloseCode(let code): return "close code \(code) is not allowed on the wire"
         case .invalidUTF8: return "text is not valid UTF-8"
         case .messageTooBig(let limit): return "message larger than the limit of \(limit) bytes"
+        case .frameTooBig(let limit): return "frame larger than the limit of \(limit) bytes"
+        case .tooManyFragments(let limit): return "message in more than \(limit) frames"
         case .invalidCompressedData: return "compressed message is not valid DEFLATE data"
         case .compressionUnavailable: return "could not allocate a zlib decompressor"
         }

@@ -65,6 +65,8 @@ public struct ServerProtocol {
     private var messageCompressed = false
     /// Compressed bytes of the message in progress, for its size limit.
     private var compressedCount: UInt64 = 0
+    /// Frames of the message in progress so far, for its fragment limit.
+    private var fragmentCount = 0
     /// One chunk of compressed payload, unmasked, on its way to the inflater.
     private var compressedScratch: [UInt8] = []
     /// Created on the first compressed message; dropped after each one when
@@ -212,7 +214,15 @@ public struct ServerProtocol {
                 messageOpcode = header.opcode
                 messageCompressed = header.reservedBits & FrameHeader.rsv1 != 0
                 compressedCount = 0
+                fragmentCount = 0
             default: throw .expectedContinuation
+            }
+            fragmentCount += 1
+            guard fragmentCount <= limits.maxFragmentsPerMessage else {
+                throw .tooManyFragments(limit: limits.maxFragmentsPerMessage)
+            }
+            guard header.payloadLength <= UInt64(clamping: limits.maxFrameSize) else {
+                throw .frameTooBig(limit: limits.maxFrameSize)
             }
             let limit = UInt64(clamping: limits.maxMessageSize)
             if messageCompressed {

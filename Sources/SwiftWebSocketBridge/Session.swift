@@ -22,13 +22,10 @@ final class Session {
         self.handlerName = type.name
         self.io = ShimConnectionIO(io)
         self.request = Self.upgradeRequest(from: request.pointee, logger: .errorLog(self.io))
-        var limits = Limits()
-        if request.pointee.max_message_size > 0 {
-            limits.maxMessageSize = Int(clamping: request.pointee.max_message_size)
-        }
-        self.limits = limits
-        self.keepalive = Self.keepalive(from: request.pointee)
-        try runExtraHandshake(configuredCompression: Self.deflateOptions(from: request.pointee))
+        let options = request.pointee.options
+        self.limits = Self.limits(from: options)
+        self.keepalive = Self.keepalive(from: options)
+        try runExtraHandshake(configuredCompression: Self.deflateOptions(from: options))
     }
 
     private func runExtraHandshake(configuredCompression: DeflateOptions) throws(Refused) {
@@ -61,9 +58,18 @@ final class Session {
         }
     }
 
-    /// The keepalive directives, in milliseconds: -1 where unset (the
-    /// engine's default), 0 for off.
-    private static func keepalive(from raw: swiftws_request) -> Keepalive {
+    // The directives' values (swiftws_connection_options): -1 where unset,
+    // for the engine's default; durations in milliseconds, 0 for off.
+
+    private static func limits(from raw: swiftws_connection_options) -> Limits {
+        var limits = Limits()
+        if raw.max_message_size > 0 { limits.maxMessageSize = Int(clamping: raw.max_message_size) }
+        if raw.max_frame_size > 0 { limits.maxFrameSize = Int(clamping: raw.max_frame_size) }
+        if raw.max_fragments > 0 { limits.maxFragmentsPerMessage = Int(clamping: raw.max_fragments) }
+        return limits
+    }
+
+    private static func keepalive(from raw: swiftws_connection_options) -> Keepalive {
         var keepalive = Keepalive()
         if raw.ping_interval_ms >= 0 {
             keepalive.pingInterval = raw.ping_interval_ms == 0 ? nil : .milliseconds(raw.ping_interval_ms)
@@ -72,11 +78,11 @@ final class Session {
         if raw.idle_timeout_ms >= 0 {
             keepalive.idleTimeout = raw.idle_timeout_ms == 0 ? nil : .milliseconds(raw.idle_timeout_ms)
         }
+        if raw.close_timeout_ms > 0 { keepalive.closeTimeout = .milliseconds(raw.close_timeout_ms) }
         return keepalive
     }
 
-    /// The directives' values; unset ones (-1) keep the engine's defaults.
-    private static func deflateOptions(from raw: swiftws_request) -> DeflateOptions {
+    private static func deflateOptions(from raw: swiftws_connection_options) -> DeflateOptions {
         var options = DeflateOptions()
         if raw.deflate_enabled >= 0 { options.isEnabled = raw.deflate_enabled != 0 }
         if raw.deflate_window_bits >= 0 {

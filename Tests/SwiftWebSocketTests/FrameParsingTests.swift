@@ -371,6 +371,37 @@ import Testing
         #expect(h.takeOutput() == serverClose(1009))
     }
 
+    // MARK: Frame size and fragment limits
+
+    @Test func frameOverTheFrameLimitFailsWith1009FromItsHeader() {
+        var h = Harness(limits: Limits(maxFrameSize: 8))
+        #expect(h.feed(clientFrame(opcode: Op.binary, payload: Self.pattern(8))) == [.message(.binary(Self.pattern(8)))])
+        #expect(h.feed(clientFrame(fin: false, opcode: Op.binary, announcedLength: 9)) == [.failed(.frameTooBig(limit: 8))])
+        #expect(h.takeOutput() == serverClose(1009))
+    }
+
+    @Test func messageOfSmallFramesMayPassTheFrameLimit() {
+        var h = Harness(limits: Limits(maxFrameSize: 4))
+        #expect(h.feed(clientFrame(fin: false, opcode: Op.binary, payload: Self.pattern(4))).isEmpty)
+        #expect(h.feed(clientFrame(opcode: Op.continuation, payload: Self.pattern(4))) == [.message(.binary(Self.pattern(4) + Self.pattern(4)))])
+    }
+
+    @Test func fragmentLimitCountsFramesOfOneMessage() {
+        var h = Harness(limits: Limits(maxFragmentsPerMessage: 3))
+        // Three frames make a message; the count starts again with the next.
+        for _ in 0..<2 {
+            #expect(h.feed(clientFrame(fin: false, opcode: Op.text, payload: [])).isEmpty)
+            #expect(h.feed(clientFrame(fin: false, opcode: Op.continuation, payload: [])).isEmpty)
+            #expect(h.feed(clientFrame(opcode: Op.continuation, payload: Array("ok".utf8))) == [.message(.text("ok"))])
+        }
+        // Control frames between fragments do not count.
+        #expect(h.feed(clientFrame(fin: false, opcode: Op.text, payload: [])).isEmpty)
+        #expect(h.feed(clientFrame(opcode: Op.ping, payload: [])) == [.ping([])])
+        #expect(h.feed(clientFrame(fin: false, opcode: Op.continuation, payload: [])).isEmpty)
+        #expect(h.feed(clientFrame(fin: false, opcode: Op.continuation, payload: [])) == [.failed(.tooManyFragments(limit: 3))])
+        #expect(h.takeOutput() == [0x8A, 0x00] + serverClose(1009), "the pong, then 1009")
+    }
+
     @Test func limitAppliesPerMessageNotPerConnection() {
         var h = Harness(limits: Limits(maxMessageSize: 10))
         for _ in 0..<5 {

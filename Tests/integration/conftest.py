@@ -101,6 +101,52 @@ def cpu_seconds(pids):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def process_usage(server):
+    """(descriptors, threads, RSS in KiB) summed over this httpd's
+    processes; a process gone meanwhile counts nothing."""
+    fds = threads = rss = 0
+    for pid in server.pids():
+        try:
+            pid_fds = len(os.listdir(f"/proc/{pid}/fd"))
+            status = pathlib.Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines())
+        fds += pid_fds
+        threads += int(fields["Threads"])
+        rss += int(fields["VmRSS"].split()[0])
+    return fds, threads, rss
+
+
+def settled_usage(server, timeout=5):
+    """process_usage once two readings 0.1 s apart agree on descriptors and
+    threads."""
+    deadline = time.monotonic() + timeout
+    usage = process_usage(server)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        previous, usage = usage, process_usage(server)
+        if usage[:2] == previous[:2]:
+            break
+    return usage
+
+
+def assert_back_to_baseline(server, baseline, rss_growth_kib=16 * 1024, timeout=10):
+    """Waits for httpd's descriptors and threads to come back to `baseline`
+    (a settled_usage reading; closing connections take a moment), and checks
+    that RSS grew by at most `rss_growth_kib` and nothing crashed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        fds, threads, rss = process_usage(server)
+        if (fds <= baseline[0] and threads <= baseline[1]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert fds <= baseline[0], f"descriptors: {fds}, baseline {baseline[0]}"
+    assert threads <= baseline[1], f"threads: {threads}, baseline {baseline[1]}"
+    assert rss - baseline[2] <= rss_growth_kib, f"RSS grew by {rss - baseline[2]} KiB"
+    server.assert_no_crash()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,14 +1,12 @@
 """The example handlers `make run` serves, each at its path."""
 
 import asyncio
-import os
-import time
 
 import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from conftest import run
+from conftest import assert_back_to_baseline, run, settled_usage
 
 from rawws import RawWebSocket, frame, upgrade_status
 
@@ -110,23 +108,6 @@ def test_chat_sends_every_message_to_every_member(httpd):
     run(go())
 
 
-def open_descriptors(server):
-    """File descriptors held by all of this httpd's processes."""
-    return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in server.pids() if os.path.exists(f"/proc/{pid}/fd"))
-
-
-def settled_descriptors(server, timeout=5):
-    """open_descriptors once two readings 0.1 s apart agree."""
-    deadline = time.monotonic() + timeout
-    count = open_descriptors(server)
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        previous, count = count, open_descriptors(server)
-        if count == previous:
-            break
-    return count
-
-
 def test_connections_and_refusals_leave_no_descriptors_behind(httpd):
     def cycle():
         for _ in range(20):
@@ -136,11 +117,6 @@ def test_connections_and_refusals_leave_no_descriptors_behind(httpd):
             assert ws.read_close() == 1000
             ws.close()
     cycle()  # warm up: threads, log files
-    before = settled_descriptors(httpd)  # once the warm-up's last connections closed
+    baseline = settled_usage(httpd)  # once the warm-up's last connections closed
     cycle()
-    # The last connections may still be closing: wait for the count to
-    # come back, and fail only if it never does.
-    deadline = time.monotonic() + 5
-    while open_descriptors(httpd) > before and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert open_descriptors(httpd) <= before
+    assert_back_to_baseline(httpd, baseline)
