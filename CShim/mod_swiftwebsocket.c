@@ -199,6 +199,12 @@ static int validate_handshake(request_rec *r, const char **key)
         /* A repeated header arrives merged with ", " and fails here too. */
         why = "Sec-WebSocket-Key is missing or not 16 bytes in base64";
     }
+    else if (!r->connection->master && ap_request_has_body(r)) {
+        /* Its bytes would follow the 101 and be read as the client's first
+         * frames. (An HTTP/2 stream's data is its WebSocket: mod_http2
+         * describes it as a body.) */
+        why = "the request has a body";
+    }
     if (why) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "refusing WebSocket handshake: %s", why);
         return HTTP_BAD_REQUEST;
