@@ -4,6 +4,8 @@
 #                     (https/wss, HTTP/2) serving the examples; TLS_PORT= for none
 #   make test         engine tests (swift test) + integration tests against httpd
 #   make conformance  Autobahn testsuite against /echo (ws, then wss for 1-7 and 12.1)
+#   make soak         1,000 connections x 1,000 random echoes, plain and compressed,
+#                     some dropped; checks delivery and httpd's resources after
 #   make bench        the module side by side with hummingbird-websocket, websockets
 #                     and pywebsocket3 (installs and builds them); BENCH_ARGS= for options
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
@@ -34,7 +36,7 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 PREFIX ?= /usr/local
 SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
 
-.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench
+.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench soak
 
 all: deps $(MODULE) $(EXAMPLES)
 
@@ -88,6 +90,11 @@ bench-tools: $(BENCH_TOOLS)
 bench: all bench-tools
 	@scripts/install-bench-deps
 	.venv/bin/python bench/side_by_side.py $(BENCH_ARGS)
+
+# Every connection echoes random messages, plain then compressed, some
+# dropped midway; SOAK_ARGS="--connections 100 --messages 100" for a short one.
+soak: all venv
+	.venv/bin/python Tests/soak/soak.py $(SOAK_ARGS)
 
 run: all
 	@scripts/run-httpd --port $(PORT) $(if $(TLS_PORT),--tls-port $(TLS_PORT)) --foreground

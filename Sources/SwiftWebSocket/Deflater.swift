@@ -77,7 +77,6 @@ final class Deflater {
         return true
     }
 
-    /// How much zlib writes per call.
     /// Input per call, within zlib's 32-bit `avail_in`.
     private static let maximumSlice = 1 << 30
 }

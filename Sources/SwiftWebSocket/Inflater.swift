@@ -76,6 +76,4 @@ final class Inflater {
             }
         }
     }
-
-    /// How much zlib writes per call.
 }

@@ -1,9 +1,11 @@
 /// The limits one connection enforces. Every limit has a default safe for
 /// the open internet; the C module sets them from its directives.
 public struct Limits: Sendable, Equatable {
-    /// Largest message accepted, in bytes, after reassembly of its fragments.
-    /// A message over it closes the connection with 1009 as soon as a frame
-    /// header announces it, before its payload is read. The default admits
+    /// Largest message accepted, in bytes, after reassembly of its fragments
+    /// and after decompression. An uncompressed message over it closes the
+    /// connection with 1009 as soon as a frame header announces it, before
+    /// its payload is read; a compressed one as soon as its inflated size
+    /// passes it. The default admits
     /// Autobahn's 16 MiB cases; lower it where messages are small.
     public var maxMessageSize: Int = 16 * 1024 * 1024
     /// Largest frame payload accepted, in bytes, as it is on the wire
