@@ -217,13 +217,6 @@ public struct ServerProtocol {
                 fragmentCount = 0
             default: throw .expectedContinuation
             }
-            fragmentCount += 1
-            guard fragmentCount <= limits.maxFragmentsPerMessage else {
-                throw .tooManyFragments(limit: limits.maxFragmentsPerMessage)
-            }
-            guard header.payloadLength <= UInt64(clamping: limits.maxFrameSize) else {
-                throw .frameTooBig(limit: limits.maxFrameSize)
-            }
             let limit = UInt64(clamping: limits.maxMessageSize)
             if messageCompressed {
                 // The inflated size is checked while inflating; this bounds
@@ -234,6 +227,13 @@ public struct ServerProtocol {
                 }
             } else if UInt64(messageBuffer.count) &+ header.payloadLength > limit {
                 throw .messageTooBig(limit: limits.maxMessageSize)
+            }
+            fragmentCount += 1
+            guard fragmentCount <= limits.maxFragmentsPerMessage else {
+                throw .tooManyFragments(limit: limits.maxFragmentsPerMessage)
+            }
+            guard header.payloadLength <= UInt64(clamping: limits.maxFrameSize) else {
+                throw .frameTooBig(limit: limits.maxFrameSize)
             }
         }
         if header.payloadLength == 0 {
