@@ -1,9 +1,10 @@
 import CEventFD
 import Synchronization
 
-/// Closing every WebSocket when httpd stops this child (graceful restart,
-/// stop): without it an open connection keeps an old generation alive for
-/// as long as the client likes. The shim's child_stopping hook calls
+/// Closing every WebSocket when httpd stops this child gracefully (restart,
+/// graceful-stop, MaxConnectionsPerChild, fewer processes wanted): without
+/// it an open connection keeps the child alive for as long as the client
+/// likes. The shim's child_stopping hook calls
 /// `swiftws_bridge_child_stopping`; each connection's thread is woken
 /// through its eventfd, sees `isStopping` and closes with 1001.
 enum ProcessShutdown {
