@@ -293,6 +293,17 @@ import Testing
         #expect(harness.feed(Self.compressedFrame(compressed, fin: false)) == [.failed(.invalidUTF8)])
     }
 
+    @Test func invalidUTF8BeforeBadDeflateDataIsReportedHoweverItIsSplit() throws {
+        let client = try #require(Deflater(windowBits: 15, memoryLevel: 8, level: 6))
+        var compressed: [UInt8] = []
+        #expect(([0x61, 0xFF] as [UInt8]).withUnsafeBytes { client.compress($0, into: &compressed, endOfMessage: false) })
+        let frame = Self.compressedFrame(compressed + [0xFF], fin: false)
+        for chunkSize in [1, frame.count] {
+            var harness = Harness(compression: Self.agreed())
+            #expect(harness.feed(frame, chunkSize: chunkSize) == [.failed(.invalidUTF8)])
+        }
+    }
+
     @Test func randomCompressedInputNeverTraps() {
         var rng = XorShift(seed: 7)
         for _ in 0..<3000 {
