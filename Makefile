@@ -8,6 +8,10 @@
 #                     and pywebsocket3 (installs and builds them); BENCH_ARGS= for options
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
 #   make fuzz         libFuzzer targets over the engine (Fuzz/), FUZZ_SECONDS (300) each
+#   make sanitize     engine tests under AddressSanitizer, cross-thread ones under ThreadSanitizer
+#
+# For CI: make sanitize (about 3 min from clean on 2 cores), then
+# make fuzz FUZZ_SECONDS=60 (about 4.5 min from clean: 75 s of builds, 3 x 60 s).
 
 PORT ?= 8080
 TLS_PORT ?= 8443
@@ -36,7 +40,7 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 PREFIX ?= /usr/local
 SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
 
-.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench fuzz
+.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench fuzz sanitize
 
 all: deps $(MODULE) $(EXAMPLES)
 
@@ -129,6 +133,14 @@ $(BUILD)/fuzz/bin/%: Fuzz/%_fuzzer.swift $(FUZZ_SUPPORT) $(ENGINE_SOURCES) $(FUZ
 
 fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/bin/%)
 	@scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Each sanitizer builds in a folder of its own, apart from the plain build.
+# The tests use Swift Testing: XCTest's runner, with nothing to run, leaks
+# at exit, which LeakSanitizer would count as a failure.
+sanitize: | deps
+	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
+	TSAN_OPTIONS=suppressions=$(CURDIR)/Tests/tsan-suppressions.txt \
+	  $(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter 'CrossThreadTests|HandlerAPITests'
 
 conformance: all
 	@scripts/conformance
