@@ -71,7 +71,9 @@ final class Inflater {
                     inflateReset(stream)
                     if stream.pointee.avail_in == 0 { return output.count > limit ? .tooBig : .ok }
                 default:
-                    return .invalid
+                    // Output past the limit came before the bad data: say
+                    // so, as a call that ended between the two would have.
+                    return output.count > limit ? .tooBig : .invalid
                 }
             }
         }

@@ -261,11 +261,12 @@ public struct ServerProtocol {
         return newOffset
     }
 
-    /// Validates the message's bytes from `start` on, if it is text.
-    private mutating func validateText(from start: Int) throws(ProtocolViolation) {
+    /// Validates the message's bytes from `start` up to `end` (all that
+    /// follow if nil), if it is text.
+    private mutating func validateText(from start: Int, upTo end: Int? = nil) throws(ProtocolViolation) {
         guard messageOpcode == .text else { return }
         let valid = messageBuffer.withUnsafeBytes { raw in
-            utf8.validate(UnsafeRawBufferPointer(rebasing: raw[start...]))
+            utf8.validate(UnsafeRawBufferPointer(rebasing: raw[start..<(end ?? raw.count)]))
         }
         guard valid else { throw .invalidUTF8 }
     }
@@ -282,12 +283,15 @@ public struct ServerProtocol {
         let outcome = compressed.withUnsafeBytes { raw in
             inflater.inflate(raw, into: &messageBuffer, limit: limit)
         }
+        // The text zlib made is judged before its verdict, up to the limit,
+        // as it would have been had a read ended before the problem: the
+        // violation reported is the message's first, however it was split.
+        try validateText(from: start, upTo: min(messageBuffer.count, limit))
         switch outcome {
         case .ok: break
         case .tooBig: throw .messageTooBig(limit: limits.maxMessageSize)
         case .invalid: throw .invalidCompressedData
         }
-        try validateText(from: start)
     }
 
     private static func appendUnmasked(_ chunk: UnsafeRawBufferPointer, to buffer: inout [UInt8], key: MaskingKey, keyOffset: Int) -> Int {

@@ -1,4 +1,3 @@
-import Glibc
 import Testing
 @testable import SwiftWebSocket
 
@@ -160,23 +159,4 @@ import Testing
         #expect(io.logs.map(\.level) == [.debug, .error])
         #expect(io.logs.first?.message == "shown k=v")
     }
-}
-
-/// Runs `body` on a new thread and waits for it.
-func onAnotherThread(_ body: @escaping () throws -> Void) throws {
-    final class Box {
-        let body: () throws -> Void
-        var error: (any Error)?
-        init(_ body: @escaping () throws -> Void) { self.body = body }
-    }
-    let box = Box(body)
-    var thread = pthread_t()
-    let raw = Unmanaged.passRetained(box).toOpaque()
-    pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        do { try box.body() } catch { box.error = error }
-        return nil
-    }, raw)
-    pthread_join(thread, nil)
-    if let error = box.error { throw error }
 }

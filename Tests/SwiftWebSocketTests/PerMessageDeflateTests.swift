@@ -272,6 +272,18 @@ import Testing
         #expect(harness.takeOutput() == serverClose(1007))
     }
 
+    @Test func outputPastTheLimitIsReportedBeforeLaterBadData() throws {
+        // zlib makes "xy", then meets an invalid block type in the same
+        // call; in two calls the limit would stop it first.
+        let client = try #require(Deflater(windowBits: 15, memoryLevel: 8, level: 6))
+        var compressed: [UInt8] = []
+        #expect(Array("xy".utf8).withUnsafeBytes { client.compress($0, into: &compressed, endOfMessage: false) })
+        let inflater = try #require(Inflater(windowBits: 15))
+        var output: [UInt8] = []
+        #expect((compressed + [0xFF]).withUnsafeBytes { inflater.inflate($0, into: &output, limit: 1) } == .tooBig)
+        #expect(output.count == 2)
+    }
+
     @Test func invalidUTF8InsideCompressedTextFailsFast() throws {
         let client = try #require(Deflater(windowBits: 15, memoryLevel: 8, level: 6))
         var compressed: [UInt8] = []
@@ -279,6 +291,17 @@ import Testing
         var harness = Harness(compression: Self.agreed())
         // Not final: the failure must come before the message ends.
         #expect(harness.feed(Self.compressedFrame(compressed, fin: false)) == [.failed(.invalidUTF8)])
+    }
+
+    @Test func invalidUTF8BeforeBadDeflateDataIsReportedHoweverItIsSplit() throws {
+        let client = try #require(Deflater(windowBits: 15, memoryLevel: 8, level: 6))
+        var compressed: [UInt8] = []
+        #expect(([0x61, 0xFF] as [UInt8]).withUnsafeBytes { client.compress($0, into: &compressed, endOfMessage: false) })
+        let frame = Self.compressedFrame(compressed + [0xFF], fin: false)
+        for chunkSize in [1, frame.count] {
+            var harness = Harness(compression: Self.agreed())
+            #expect(harness.feed(frame, chunkSize: chunkSize) == [.failed(.invalidUTF8)])
+        }
     }
 
     @Test func randomCompressedInputNeverTraps() {
