@@ -111,9 +111,13 @@ def main():
                         help="message sizes are 2^U(0, this) bytes: up to 64 KiB by default, most of them small")
     parser.add_argument("--abort-fraction", type=float, default=0.1, help="of connections dropped midway")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rss-bound-mib", type=float, default=64,
-                        help="most httpd's RSS may grow across the whole soak")
+    parser.add_argument("--rss-bound-mib", type=float,
+                        help="most httpd's RSS may grow across the soak, after the warm-up (default: 32 MiB "
+                             "and 256 KiB a connection: a thread that echoed larger compressed messages keeps "
+                             "more of malloc's arena than the warm-up's few made it keep)")
     args = parser.parse_args()
+    if args.rss_bound_mib is None:
+        args.rss_bound_mib = 32 + args.connections / 4
 
     threads = args.connections + 64
     state = pathlib.Path(tempfile.mkdtemp(prefix="soak-httpd-"))
