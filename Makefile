@@ -118,25 +118,20 @@ test: all engine-test integration-test
 
 # Each fuzz target is the engine's sources and its harness compiled as one
 # module, so the harness reaches internal API (Inflater, FrameHeader)
-# without @testable. swift-log, which the engine imports, is built by
-# SwiftPM (it knows its flags) in a folder of its own, its objects linked
-# in. -O keeps the run-time exclusivity checks, unlike the release build:
-# here they are worth their cost.
+# without @testable. swift-log, which the engine imports, comes from the
+# engine's own release build (its module and objects). -O keeps the
+# run-time exclusivity checks, unlike the release build: here they are
+# worth their cost.
 FUZZ_TARGETS := frames inflater handshake
 FUZZ_SECONDS ?= 300
-FUZZ_SCRATCH := .build-fuzz
-FUZZ_LOGGING := $(FUZZ_SCRATCH)/release/Modules/Logging.swiftmodule
 FUZZ_SUPPORT := $(wildcard Fuzz/Support/*.swift)
 ENGINE_SOURCES := $(wildcard Sources/SwiftWebSocket/*.swift)
 
-$(FUZZ_LOGGING): Package.swift | deps
-	$(SWIFT) build -c release --scratch-path $(FUZZ_SCRATCH) --target Logging
-
-$(BUILD)/fuzz/bin/%: Fuzz/%_fuzzer.swift $(FUZZ_SUPPORT) $(ENGINE_SOURCES) $(FUZZ_LOGGING)
+$(BUILD)/fuzz/bin/%: Fuzz/%_fuzzer.swift $(FUZZ_SUPPORT) $(ENGINE_SOURCES) $(ENGINE)
 	@mkdir -p $(@D)
 	$(SWIFTC) -sanitize=fuzzer,address -parse-as-library -O -wmo -swift-version 6 \
-	  -module-name SwiftWebSocket -package-name swiftwebsocket -I Sources/CZlib -I $(dir $(FUZZ_LOGGING)) \
-	  $(ENGINE_SOURCES) $(FUZZ_SUPPORT) $< $(FUZZ_SCRATCH)/release/Logging.build/*.o -use-ld=lld -o $@
+	  -module-name SwiftWebSocket -package-name swiftwebsocket -I Sources/CZlib -I $(SWIFT_BUILD)/Modules \
+	  $(ENGINE_SOURCES) $(FUZZ_SUPPORT) $< $(SWIFT_BUILD)/Logging.build/*.o -use-ld=lld -o $@
 
 fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/bin/%)
 	@scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
@@ -167,4 +162,4 @@ install: all
 	@echo "Installed. Enable with: a2enmod swiftwebsocket, then set SwiftWebSocketHandlerRoot."
 
 clean:
-	rm -rf $(BUILD) examples/*.so
+	rm -rf $(BUILD) examples/*.so .build-asan .build-tsan

@@ -216,7 +216,8 @@ static const number_directive write_timeout = AT_LEAST(write_timeout_ms, 1);
 #define CONNECTION_CONF (RSRC_CONF | ACCESS_CONF)
 
 /* Defaults are the engine's (Limits.swift, Keepalive.swift,
- * PerMessageDeflate.swift). */
+ * PerMessageDeflate.swift), but SwiftWebSocketWriteTimeout's, which is the
+ * shim's (connection_io.c). */
 const command_rec swiftws_commands[] = {
     AP_INIT_TAKE1("SwiftWebSocketHandlerRoot", set_handler_root, NULL, RSRC_CONF,
                   "Directory whose <resource>_wsh.so files serve WebSocket requests"),
@@ -233,8 +234,8 @@ const command_rec swiftws_commands[] = {
     AP_INIT_TAKE1("SwiftWebSocketMaxMessageSize", set_number, (void *)&max_message_size, CONNECTION_CONF,
                   "Largest message accepted, in bytes (default 16777216); larger ones close with 1009"),
     AP_INIT_TAKE1("SwiftWebSocketMaxFrameSize", set_number, (void *)&max_frame_size, CONNECTION_CONF,
-                  "Largest frame accepted, in bytes as sent (default 16777216); larger ones close with "
-                  "1009"),
+                  "Largest frame accepted, in bytes as sent (default: only SwiftWebSocketMaxMessageSize); "
+                  "larger ones close with 1009"),
     AP_INIT_TAKE1("SwiftWebSocketMaxFragments", set_number, (void *)&max_fragments, CONNECTION_CONF,
                   "Most frames one message may arrive in (default 100000); more close with 1009"),
     AP_INIT_TAKE1("SwiftWebSocketPingInterval", set_duration, (void *)&ping_interval, CONNECTION_CONF,

@@ -66,11 +66,11 @@ void swiftws_io_start(swiftws_io *io, apr_int64_t write_timeout_ms)
     io->in = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
     io->out = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
     io->input_fd = input_descriptor(io);
-    /* Reads never block (they are non-blocking, and the core input filter
-     * restores the timeout after each), so the socket's timeout now bounds
-     * only writes: the core output filter blocks with it when the client's
-     * window is full. An HTTP/2 stream has no socket of its own; mod_http2
-     * bounds its writes by httpd's Timeout. */
+    /* Reads never block (APR's socket bucket reads non-blocking ones with
+     * timeout 0 and restores it), so the socket's timeout now bounds only
+     * writes: the core output filter polls for writability with it when the
+     * client's window is full. An HTTP/2 stream has no socket of its own;
+     * mod_http2 bounds its writes by H2StreamTimeout (or Timeout). */
     if (!io->c->master) {
         apr_socket_t *socket = ap_get_conn_socket(io->c);
         if (socket) {
@@ -160,8 +160,9 @@ static long host_read(void *io_, void *buffer, size_t length)
     }
 }
 
-/* Without a descriptor to poll (mod_http2 built without pipes): block in
- * the input filter until data comes, bounded by httpd's Timeout. Wakes and
+/* Without a descriptor to poll (mod_http2 built without pipes; only HTTP/2
+ * streams get here): block in the input filter until data comes, bounded
+ * by H2StreamTimeout (or Timeout). Wakes and
  * deadlines then wait for the client's next input. */
 static int wait_by_reading(swiftws_io *io)
 {

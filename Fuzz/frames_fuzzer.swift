@@ -7,7 +7,8 @@
 /// Configuration bits: 0 agrees permessage-deflate; then 1
 /// client_no_context_takeover, 2-4 the client's window (8 + n bits); 5-7
 /// the message size limit, small ones so that declared lengths past it are
-/// met at every size.
+/// met at every size. The split byte also picks the frame size and fragment
+/// limits (bits 0-1 and 2-3): the whole and the split stream share them.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzFrames(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     var input = FuzzInput(start, count)
@@ -15,7 +16,9 @@ public func fuzzFrames(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let seed = input.byte()
     let stream = input.rest()
 
-    let limits = Limits(maxMessageSize: [0, 1, 2, 125, 126, 1000, 65535, 65536][Int(configuration >> 5)])
+    let limits = Limits(maxMessageSize: [0, 1, 2, 125, 126, 1000, 65535, 65536][Int(configuration >> 5)],
+                        maxFrameSize: [nil, 1, 125, 1000][Int(seed & 3)],
+                        maxFragmentsPerMessage: [100_000, 1, 2, 3][Int(seed >> 2 & 3)])
     let clientWindowBits = 8 + Int(configuration >> 2 & 7)
     let compression = configuration & 1 == 0 ? nil : PerMessageDeflate(
         // Our side follows from the client's so one byte covers both.

@@ -22,7 +22,8 @@ typedef struct swiftws_header {
 
 /* How one connection behaves: the per-directory directives
  * (configuration.c) with their values in the form the engine takes. Every
- * option is -1 while unset, for the engine's default; durations are in
+ * option is -1 while unset, for the default (the engine's; the shim's for
+ * the write timeout, which the shim alone uses); durations are in
  * milliseconds, and 0 turns the ones that may be off off. Listed once here,
  * the list makes the struct and the shim's unset values and merging. */
 #define SWIFTWS_CONNECTION_OPTIONS(X) \

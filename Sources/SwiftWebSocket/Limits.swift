@@ -8,11 +8,12 @@ public struct Limits: Sendable, Equatable {
     /// passes it. The default admits
     /// Autobahn's 16 MiB cases; lower it where messages are small.
     public var maxMessageSize: Int = 16 * 1024 * 1024
-    /// Largest frame payload accepted, in bytes, as it is on the wire
-    /// (compressed, with permessage-deflate). A larger frame closes the
-    /// connection with 1009 from its header. The default equals
-    /// `maxMessageSize`'s, so only a lower setting changes anything.
-    public var maxFrameSize: Int = 16 * 1024 * 1024
+    /// Largest frame payload accepted, in bytes as it is on the wire
+    /// (compressed, with permessage-deflate); nil (the default): no bound
+    /// beyond `maxMessageSize`'s. A larger frame closes the connection with
+    /// 1009 from its header. Browsers send a message as one frame, so this
+    /// only helps where clients fragment.
+    public var maxFrameSize: Int?
     /// Most frames one message may arrive in. Past it the connection closes
     /// with 1009: without a bound, a message of empty continuation frames
     /// would never end and never reach the size limit. The default admits
@@ -23,7 +24,7 @@ public struct Limits: Sendable, Equatable {
     /// 1008; senders never wait for a slow peer.
     public var maxQueuedBytes: Int = 16 * 1024 * 1024
 
-    public init(maxMessageSize: Int = 16 * 1024 * 1024, maxFrameSize: Int = 16 * 1024 * 1024,
+    public init(maxMessageSize: Int = 16 * 1024 * 1024, maxFrameSize: Int? = nil,
                 maxFragmentsPerMessage: Int = 100_000, maxQueuedBytes: Int = 16 * 1024 * 1024) {
         self.maxMessageSize = maxMessageSize
         self.maxFrameSize = maxFrameSize

@@ -232,8 +232,8 @@ public struct ServerProtocol {
             guard fragmentCount <= limits.maxFragmentsPerMessage else {
                 throw .tooManyFragments(limit: limits.maxFragmentsPerMessage)
             }
-            guard header.payloadLength <= UInt64(clamping: limits.maxFrameSize) else {
-                throw .frameTooBig(limit: limits.maxFrameSize)
+            if let maxFrameSize = limits.maxFrameSize, header.payloadLength > UInt64(clamping: maxFrameSize) {
+                throw .frameTooBig(limit: maxFrameSize)
             }
         }
         if header.payloadLength == 0 {

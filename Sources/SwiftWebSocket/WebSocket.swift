@@ -257,8 +257,20 @@ public final class WebSocket: @unchecked Sendable {
         try closeAsOwner(code: code, reason: reason)
     }
 
-    /// Whether the peer's close frame arrived and ours is still owed.
-    package var owesCloseReply: Bool { engine.state == .closeReceived && !transportClosed }
+    /// After the handler returned: whether the peer's close frame arrived
+    /// and ours is still owed. Input that came while the handler was not
+    /// receiving is taken first (without waiting), so a close the client
+    /// sent meanwhile is answered as a reply, with its code, instead of
+    /// crossing a close of our own. Messages among it are dropped: the
+    /// handler is done.
+    package func owesCloseReplyAfterHandler() -> Bool {
+        takeEventsWhileOpen()
+        if engine.state == .open && !transportClosed {
+            _ = try? readAvailable(at: .now)
+            takeEventsWhileOpen()
+        }
+        return engine.state == .closeReceived && !transportClosed
+    }
 
     /// Ends the connection after the handler returned or threw: a close
     /// frame with `code` (the reply, if the peer closed first; nil sends an
@@ -268,6 +280,10 @@ public final class WebSocket: @unchecked Sendable {
         // The handler's closure may hold the socket: break the cycle.
         onPong = nil
         try? closeAsOwner(code: code, reason: reason)
+    }
+
+    private func takeEventsWhileOpen() {
+        while engine.state == .open, let event = engine.nextEvent() { _ = try? handle(event) }
     }
 
     /// True on the owner's thread; elsewhere queues `item` for the owner,

@@ -131,7 +131,7 @@ final class Session {
     /// Closes with 1000, or answers the client's close as the handler's
     /// passive closing hook says.
     private func finishAfterHandler(_ socket: WebSocket) {
-        guard socket.owesCloseReply else {
+        guard socket.owesCloseReplyAfterHandler() else {
             socket.finish(code: .normalClosure)
             return
         }

@@ -91,9 +91,21 @@ final class MockIO: ConnectionIO, @unchecked Sendable {
         #expect(try ws.receive() == .text("frag"))
         #expect(try ws.receive() == nil)
         #expect(io.written.isEmpty, "the reply waits for the handler to return")
-        #expect(ws.owesCloseReply)
+        #expect(ws.owesCloseReplyAfterHandler())
         ws.finish(code: ws.peerCloseCode)
         #expect(io.written == serverClose(1000))
+    }
+
+    @Test func closeThatArrivedWhileTheHandlerWasBusyIsAnsweredWithItsCode() throws {
+        // The handler took one message and returned; the client's message
+        // and close after it were never received.
+        let io = MockIO(textFrame("one") + textFrame("unread") + closeFrame(code: 4000))
+        let ws = Self.socket(io)
+        #expect(try ws.receive() == .text("one"))
+        #expect(ws.owesCloseReplyAfterHandler())
+        #expect(ws.peerCloseCode == CloseCode(4000))
+        ws.finish(code: ws.peerCloseCode)
+        #expect(io.written == serverClose(4000), "the reply, not a close of our own")
     }
 
     @Test func messageLargerThanReadBuffer() throws {
@@ -128,7 +140,7 @@ final class MockIO: ConnectionIO, @unchecked Sendable {
         #expect(!ws.isOpen)
         try ws.close(code: CloseCode(4000), reason: "mine")
         #expect(io.written == serverClose(4000).replacingLength(6) + Array("mine".utf8))
-        #expect(!ws.owesCloseReply)
+        #expect(!ws.owesCloseReplyAfterHandler())
         let reads = io.readCalls
         #expect(try ws.receive() == nil, "stays closed")
         #expect(io.readCalls == reads, "no further reads")
