@@ -48,6 +48,14 @@ def run(coroutine, timeout=30):
     return asyncio.run(asyncio.wait_for(coroutine, timeout))
 
 
+async def echo_roundtrip(url, message, **kwargs):
+    """Sends one message to an echo handler (websockets client) and
+    returns the reply."""
+    async with connect(url, max_size=None, **kwargs) as ws:
+        await ws.send(message)
+        return await ws.recv()
+
+
 def request_facts(text):
     """The request_facts handler's "name: value" lines as a dict."""
     return dict(line.split(": ", 1) for line in text.split("\n"))
@@ -101,49 +109,60 @@ def cpu_seconds(pids):
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def process_usage(server):
-    """(descriptors, threads, RSS in KiB) summed over this httpd's
-    processes; a process gone meanwhile counts nothing."""
-    fds = threads = rss = 0
-    for pid in server.pids():
-        try:
-            pid_fds = len(os.listdir(f"/proc/{pid}/fd"))
-            status = pathlib.Path(f"/proc/{pid}/status").read_text()
-        except FileNotFoundError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines())
-        fds += pid_fds
-        threads += int(fields["Threads"])
-        rss += int(fields["VmRSS"].split()[0])
-    return fds, threads, rss
+class Usage:
+    """Descriptors, threads and RSS (KiB) of each of an httpd's processes."""
+
+    def __init__(self, server):
+        self.by_pid = {}
+        for pid in server.pids():
+            try:
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+                status = pathlib.Path(f"/proc/{pid}/status").read_text()
+            except FileNotFoundError:
+                continue  # gone meanwhile
+            fields = dict(line.split(":", 1) for line in status.splitlines())
+            self.by_pid[pid] = (fds, int(fields["Threads"]), int(fields["VmRSS"].split()[0]))
+
+    def totals(self):
+        """(descriptors, threads, RSS in KiB) over all the processes."""
+        return tuple(sum(values) for values in zip(*self.by_pid.values())) or (0, 0, 0)
+
+    def counts(self):
+        """Descriptors and threads per process: what must come back."""
+        return {pid: usage[:2] for pid, usage in self.by_pid.items()}
 
 
-def settled_usage(server, timeout=5):
-    """process_usage once two readings 0.1 s apart agree on descriptors and
-    threads."""
+def settled_usage(server, timeout=10):
+    """Usage once descriptors and threads have stayed the same for 0.5 s:
+    connections closing a moment ago are gone from it."""
     deadline = time.monotonic() + timeout
-    usage = process_usage(server)
-    while time.monotonic() < deadline:
+    usage, steady_since = Usage(server), time.monotonic()
+    while time.monotonic() - steady_since < 0.5:
+        assert time.monotonic() < deadline, "httpd's descriptors and threads never settled"
         time.sleep(0.1)
-        previous, usage = usage, process_usage(server)
-        if usage[:2] == previous[:2]:
-            break
+        reading = Usage(server)
+        if reading.counts() != usage.counts():
+            steady_since = time.monotonic()
+        usage = reading
     return usage
 
 
-def assert_back_to_baseline(server, baseline, rss_growth_kib=16 * 1024, timeout=10):
-    """Waits for httpd's descriptors and threads to come back to `baseline`
-    (a settled_usage reading; closing connections take a moment), and checks
-    that RSS grew by at most `rss_growth_kib` and nothing crashed."""
+def assert_back_to_baseline(server, baseline, rss_growth_kib, timeout=10):
+    """Waits for the same processes as in `baseline` (a settled_usage) to
+    hold no more descriptors and as many threads as then, and checks that
+    their RSS grew by at most `rss_growth_kib` and nothing crashed."""
     deadline = time.monotonic() + timeout
     while True:
-        fds, threads, rss = process_usage(server)
-        if (fds <= baseline[0] and threads <= baseline[1]) or time.monotonic() > deadline:
+        usage = Usage(server)
+        back = usage.by_pid.keys() == baseline.by_pid.keys() and all(
+            usage.by_pid[pid][0] <= fds and usage.by_pid[pid][1] == threads
+            for pid, (fds, threads) in baseline.counts().items())
+        if back or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert fds <= baseline[0], f"descriptors: {fds}, baseline {baseline[0]}"
-    assert threads <= baseline[1], f"threads: {threads}, baseline {baseline[1]}"
-    assert rss - baseline[2] <= rss_growth_kib, f"RSS grew by {rss - baseline[2]} KiB"
+    assert back, f"processes, descriptors, threads: {usage.counts()}, baseline {baseline.counts()}"
+    growth = usage.totals()[2] - baseline.totals()[2]
+    assert growth <= rss_growth_kib, f"RSS grew by {growth} KiB (bound {rss_growth_kib} KiB)"
     server.assert_no_crash()
 
 
@@ -178,6 +197,10 @@ class Httpd:
     def pids(self):
         """The parent and children of this httpd."""
         return subprocess.run(["pgrep", "-f", str(self.conf)], capture_output=True, text=True).stdout.split()
+
+    def children(self):
+        """The child processes (all but the parent)."""
+        return set(self.pids()) - {(self.state / "httpd.pid").read_text().strip()}
 
     def wait_for_access_log(self, fragment, more_than=0, timeout=5):
         """Waits until the access log has the fragment more than

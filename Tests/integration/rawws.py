@@ -45,7 +45,12 @@ def upgrade_request(path="/echo", key=None, version="13", extra="", method="GET"
 
 def upgrade_status(port, path, extra=""):
     """Attempts the upgrade; returns (status, headers) and hangs up."""
-    status, headers, sock, _ = http_request(port, upgrade_request(path, extra=extra))
+    return request_status(port, upgrade_request(path, extra=extra))
+
+
+def request_status(port, request_bytes):
+    """Sends a raw request; returns (status, headers) and hangs up."""
+    status, headers, sock, _ = http_request(port, request_bytes)
     sock.close()
     return status, headers
 
@@ -123,3 +128,12 @@ class RawWebSocket(ServerFrameReader):
 
     def close(self):
         self.sock.close()
+
+
+def echoes(port, path="/echo"):
+    """Whether an echo handler at `path` upgrades and echoes a text message."""
+    ws = RawWebSocket(port, path)
+    ws.send(frame(0x1, b"still here"))
+    ok = ws.read_frame() == (True, 0x1, b"still here")
+    ws.close()
+    return ok

@@ -8,19 +8,11 @@ import time
 import pytest
 
 from conftest import TOP, build_handler, refused_startup
-from rawws import RawWebSocket, frame, upgrade_status
+from rawws import RawWebSocket, echoes, frame, upgrade_status
 
 
 def status_of(server, path, extra=""):
     return upgrade_status(server.port, path, extra)[0]
-
-
-def echoes(server, path):
-    ws = RawWebSocket(server.port, path)
-    ws.send(frame(0x1, b"ping?"))
-    ok = ws.read_frame() == (True, 0x1, b"ping?")
-    ws.close()
-    return ok
 
 
 # ---- SwiftWebSocketAllowedOrigins ----
@@ -94,7 +86,7 @@ def tree(tmp_path_factory):
 
 def test_handler_scan_loads_only_that_directory(server_with, tree):
     server = server_with(handler_root=tree, extra_conf="SwiftWebSocketHandlerScan public\n")
-    assert echoes(server, "/public/echo")
+    assert echoes(server.port, "/public/echo")
     assert status_of(server, "/private/echo") == 404
 
 
@@ -106,15 +98,15 @@ def test_handler_scan_outside_the_root_stops_startup(tmp_path_factory, tree):
 def test_handlers_outside_root_load_with_the_directive(server_with, tree):
     # Without it they are refused: test_configuration.py's mixed root.
     relaxed = server_with(handler_root=tree, extra_conf="SwiftWebSocketAllowHandlersOutsideRoot On\n")
-    assert echoes(relaxed, "/public/far")
+    assert echoes(relaxed.port, "/public/far")
 
 
 def test_handler_map_aliases_paths(server_with, tree, tmp_path):
     handler_map = tmp_path / "map"
     handler_map.write_text("# alias existing\n/talk /public/echo\n\n/nowhere /no/such/handler\n")
     server = server_with(handler_root=tree, extra_conf=f"SwiftWebSocketHandlerMap {handler_map}\n")
-    assert echoes(server, "/talk")
-    assert echoes(server, "/public/echo")
+    assert echoes(server.port, "/talk")
+    assert echoes(server.port, "/public/echo")
     assert status_of(server, "/nowhere") == 404
     assert f"SwiftWebSocketHandlerMap {handler_map} line 4: no handler serves /no/such/handler" in server.error_log
 
@@ -132,7 +124,7 @@ def test_graceful_restart_loads_added_and_changed_handlers(server_with, tmp_path
     root = tmp_path / "handlers"
     build_handler(TOP / "examples/echo_wsh.swift", root, "thing_wsh.swift")
     server = server_with(handler_root=root)
-    assert echoes(server, "/thing")
+    assert echoes(server.port, "/thing")
     assert status_of(server, "/added") == 404
 
     shutil.copy(TOP / "examples/echo_wsh.so", root / "added_wsh.so")
@@ -144,7 +136,7 @@ def test_graceful_restart_loads_added_and_changed_handlers(server_with, tmp_path
     while status_of(server, "/added") != 101:
         assert time.monotonic() < deadline, "the new generation never served /added"
         time.sleep(0.1)
-    assert echoes(server, "/added")
+    assert echoes(server.port, "/added")
     ws = RawWebSocket(server.port, "/thing")
     ws.send(frame(0x1, b"4000 changed"))
     assert ws.read_close() == 4000

@@ -1,17 +1,10 @@
 """Echo and close through a standard client (Python websockets)."""
 
-
 import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from conftest import run
-
-
-async def echo_roundtrip(url, message, **kwargs):
-    async with connect(url, max_size=None, **kwargs) as ws:
-        await ws.send(message)
-        return await ws.recv()
+from conftest import echo_roundtrip, run
 
 
 @pytest.mark.parametrize("message", ["hello", "", "héllo wörld ✓ 𝄞", b"\x00\x01\xff", b""],

@@ -1,7 +1,8 @@
 """Faults against a real httpd: clients that vanish at every stage, handlers
 that misbehave, restarts and child recycling with connections open. After
-each, httpd's descriptors and threads are back to their baseline, RSS has
-grown by at most 16 MiB, and nothing crashed."""
+each, the same processes hold no more descriptors and as many threads as
+before, RSS grew within a stated bound, and nothing crashed; across a
+restart, the new generation looks like the old one did."""
 
 import asyncio
 import socket
@@ -12,9 +13,9 @@ import zlib
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import (APACHE, TEST_HANDLERS, TOP, assert_back_to_baseline, build_handler, run, serve,
-                      settled_usage, start_httpd)
-from rawws import RawWebSocket, frame, upgrade_request
+from conftest import (APACHE, TEST_HANDLERS, TOP, assert_back_to_baseline, build_handler, echo_roundtrip, run,
+                      serve, settled_usage)
+from rawws import RawWebSocket, echoes, frame, upgrade_request
 
 FAULTS_CONF = """
 <Location /misbehaving>
@@ -37,17 +38,14 @@ def server(tmp_path_factory, root):
     yield from serve(tmp_path_factory, handler_root=root, extra_conf=FAULTS_CONF)
 
 
-def echo_works(server):
-    ws = RawWebSocket(server.port, "/echo")
-    ws.send(frame(0x1, b"still here"))
-    ok = ws.read_frame() == (True, 0x1, b"still here")
-    ws.close()
-    return ok
-
-
 def compressed(data):
     compressor = zlib.compressobj(wbits=-15)
     return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+# Half of a compressed message's payload: the inflater is mid-stream when
+# the client goes.
+HALF_COMPRESSED = (lambda payload: payload[: len(payload) // 2])(compressed(b"compress me " * 20_000))
 
 
 def vanish_mid_handshake(server):
@@ -65,8 +63,7 @@ def vanish_mid_frame(server):
 def vanish_mid_compressed_message(server):
     ws = RawWebSocket(server.port, "/echo", extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")
     assert "permessage-deflate" in ws.headers["sec-websocket-extensions"]
-    payload = compressed(b"compress me " * 20_000)
-    ws.send(frame(0x1, payload[: len(payload) // 2], fin=False, rsv=4))
+    ws.send(frame(0x1, HALF_COMPRESSED, fin=False, rsv=4))
     ws.close()
 
 
@@ -84,15 +81,22 @@ def vanish_with_unread_replies(server):
     ws.close()  # a reset, with the echoes unread
 
 
+# Enough rounds that a leak of a few KiB per connection (an inflater, a
+# read buffer) passes the RSS bound; the warm-up first gives every worker
+# thread its first connection.
+WARM_UP_ROUNDS, ROUNDS, RSS_GROWTH_KIB = 100, 300, 4096
+
+
 @pytest.mark.parametrize("vanish", [vanish_mid_handshake, vanish_mid_frame, vanish_mid_compressed_message,
                                     vanish_mid_close, vanish_with_unread_replies])
 def test_client_vanishing(server, vanish):
-    vanish(server)  # warm up: threads, buffers
-    baseline = settled_usage(server)
-    for _ in range(20):
+    for _ in range(WARM_UP_ROUNDS):
         vanish(server)
-    assert echo_works(server)
-    assert_back_to_baseline(server, baseline)
+    baseline = settled_usage(server)
+    for _ in range(ROUNDS):
+        vanish(server)
+    assert echoes(server.port)
+    assert_back_to_baseline(server, baseline, RSS_GROWTH_KIB)
 
 
 def misbehave(server, command, answer_close=True):
@@ -117,11 +121,12 @@ def misbehave(server, command, answer_close=True):
 def test_handler_that_throws_or_returns_without_closing(server, command, code):
     # A handler that throws closes with 1011; one that returns without
     # closing, with 1000.
-    assert misbehave(server, command)[0] == code
-    baseline = settled_usage(server)
-    for _ in range(10):
+    for _ in range(WARM_UP_ROUNDS):
         assert misbehave(server, command)[0] == code
-    assert_back_to_baseline(server, baseline)
+    baseline = settled_usage(server)
+    for _ in range(ROUNDS):
+        assert misbehave(server, command)[0] == code
+    assert_back_to_baseline(server, baseline, RSS_GROWTH_KIB)
 
 
 def test_handler_blocking_past_the_close_timeout_answers_the_close_when_it_returns(server):
@@ -129,8 +134,8 @@ def test_handler_blocking_past_the_close_timeout_answers_the_close_when_it_retur
     # longer than the close timeout (1 s); the reply goes out when it returns.
     ws = RawWebSocket(server.port, "/misbehaving", timeout=10)
     started = time.monotonic()
-    ws.send(frame(0x1, b"sleep 3") + frame(0x8, (1000).to_bytes(2, "big")))
-    assert ws.read_close() == 1000
+    ws.send(frame(0x1, b"sleep 3") + frame(0x8, (4000).to_bytes(2, "big")))
+    assert ws.read_close() == 4000, "the reply to the client's close, not a close of the server's own"
     assert 2.5 < time.monotonic() - started < 4.5
     assert ws.at_eof()
     ws.close()
@@ -161,11 +166,6 @@ SwiftWebSocketPingInterval 0
 OPEN_CONNECTIONS = 500
 
 
-def children(server):
-    parent = (server.state / "httpd.pid").read_text().strip()
-    return set(server.pids()) - {parent}
-
-
 async def open_connections(server, count):
     connections = []
     for _ in range(count):
@@ -187,77 +187,71 @@ def wait_for_exit(server, pids, timeout=20):
         time.sleep(0.1)
 
 
-async def echo_once(server):
-    async with connect(server.url("/echo"), open_timeout=30) as ws:
-        await ws.send("new")
-        return await ws.recv()
+def assert_new_generation_like_the_old(server, baseline):
+    """After a restart the processes are new: they hold as many descriptors
+    and threads in all as the old ones did (RSS says nothing here: the new
+    ones have served nothing yet)."""
+    deadline = time.monotonic() + 10
+    while settled_usage(server).totals()[:2] != baseline.totals()[:2]:
+        assert time.monotonic() < deadline, f"{settled_usage(server).totals()} against {baseline.totals()}"
+        time.sleep(0.2)
+    server.assert_no_crash()
 
 
-def test_graceful_restart_with_500_open_connections(tmp_path_factory, root):
-    server = start_httpd(tmp_path_factory, handler_root=root, extra_conf=MANY_CONF)
-    try:
-        baseline = settled_usage(server)
-        old = children(server)
+def test_graceful_restart_with_500_open_connections(server_with, root):
+    server = server_with(handler_root=root, extra_conf=MANY_CONF)
+    baseline = settled_usage(server)
+    old = server.children()
 
-        async def go():
-            connections = await open_connections(server, OPEN_CONNECTIONS)
-            restart = asyncio.get_running_loop().run_in_executor(None, server.graceful)
-            codes = await close_codes(connections)
-            await restart
-            return codes, await echo_once(server)
-        codes, reply = run(go(), timeout=120)
-        assert codes == [1001] * OPEN_CONNECTIONS
-        assert reply == "new", "served by the new generation meanwhile"
-        wait_for_exit(server, old)
-        assert_back_to_baseline(server, baseline)
-    finally:
-        server.stop()
+    async def go():
+        connections = await open_connections(server, OPEN_CONNECTIONS)
+        restart = asyncio.get_running_loop().run_in_executor(None, server.graceful)
+        codes = await close_codes(connections)
+        await restart
+        return codes, await echo_roundtrip(server.url("/echo"), "new")
+    codes, reply = run(go(), timeout=120)
+    assert codes == [1001] * OPEN_CONNECTIONS
+    assert reply == "new", "served by the new generation meanwhile"
+    wait_for_exit(server, old)
+    assert_new_generation_like_the_old(server, baseline)
 
 
-def test_graceful_stop_with_500_open_connections(tmp_path_factory, root):
-    server = start_httpd(tmp_path_factory, handler_root=root, extra_conf=MANY_CONF)
-    try:
-        everything = set(server.pids())
+def test_graceful_stop_with_500_open_connections(server_with, root):
+    server = server_with(handler_root=root, extra_conf=MANY_CONF)
+    everything = set(server.pids())
 
-        async def go():
-            connections = await open_connections(server, OPEN_CONNECTIONS)
-            stop = asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
-                [APACHE, "-f", str(server.conf), "-k", "graceful-stop"], check=True, capture_output=True))
-            codes = await close_codes(connections)
-            await stop
-            return codes
-        codes = run(go(), timeout=120)
-        assert codes == [1001] * OPEN_CONNECTIONS
-        wait_for_exit(server, everything)
-        server.assert_no_crash()
-    finally:
-        server.stop()
+    async def go():
+        connections = await open_connections(server, OPEN_CONNECTIONS)
+        stop = asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
+            [APACHE, "-f", str(server.conf), "-k", "graceful-stop"], check=True, capture_output=True))
+        codes = await close_codes(connections)
+        await stop
+        return codes
+    codes = run(go(), timeout=120)
+    assert codes == [1001] * OPEN_CONNECTIONS
+    wait_for_exit(server, everything)
+    server.assert_no_crash()
 
 
-def test_max_connections_per_child_recycles_a_child_with_open_connections(tmp_path_factory, root):
-    server = start_httpd(tmp_path_factory, handler_root=root,
+def test_max_connections_per_child_recycles_a_child_with_open_connections(server_with, root):
+    # One child at first, retired after 8 connections: run-httpd's readiness
+    # probe, then the first 7 WebSockets, which close with 1001. The next
+    # ones wait for its successor and stay open.
+    server = server_with(handler_root=root,
                          extra_conf="MaxConnectionsPerChild 8\nMinSpareThreads 1\nMaxSpareThreads 128\n")
-    try:
-        baseline = settled_usage(server)
-        first = children(server)
+    baseline = settled_usage(server)
+    first = server.children()
+    assert len(first) == 1
 
-        async def go():
-            connections = await open_connections(server, 12)
-            # The child that reached 8 connections retires: its WebSockets
-            # close with 1001; the others stay open and echo.
-            await asyncio.sleep(1)
-            closed = [ws for ws in connections if ws.close_code is not None]
-            still_open = [ws for ws in connections if ws.close_code is None]
-            codes = [ws.close_code for ws in closed]
-            for ws in still_open:
-                await ws.send("open")
-                assert await asyncio.wait_for(ws.recv(), 5) == "open"
-                await ws.close()
-            return codes
-        codes = run(go(), timeout=60)
-        assert codes and set(codes) == {1001}
-        wait_for_exit(server, first)
-        assert run(echo_once(server)) == "new"
-        assert_back_to_baseline(server, baseline)
-    finally:
-        server.stop()
+    async def go():
+        connections = await open_connections(server, 12)
+        codes = await close_codes(connections[:7])
+        for ws in connections[7:]:
+            await ws.send("open")
+            assert await asyncio.wait_for(ws.recv(), 5) == "open"
+            await ws.close()
+        return codes
+    assert run(go(), timeout=60) == [1001] * 7
+    wait_for_exit(server, first)
+    assert run(echo_roundtrip(server.url("/echo"), "new")) == "new"
+    assert_new_generation_like_the_old(server, baseline)

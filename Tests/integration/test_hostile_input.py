@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from conftest import TOP, serve
-from rawws import RawWebSocket, frame, http_request, upgrade_request
+from rawws import echoes, frame, request_status, upgrade_request
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def root(tmp_path_factory):
     shutil.copy(TOP / "examples/echo_wsh.so", root / "sub/echo_wsh.so")
     shutil.copy(TOP / "examples/echo_wsh.so", outside / "secret_wsh.so")
     os.symlink(outside / "secret_wsh.so", root / "sub/link_wsh.so")
-    (root / "sub/notes_wsh.so").write_text("#!/bin/sh\ntouch /tmp/swiftwebsocket-pwned\n")
+    (root / "sub/notes_wsh.so").write_text("not a shared object\n")
     return root
 
 
@@ -32,12 +32,12 @@ def server(tmp_path_factory, root):
 
 
 def status(server, path=None, request=None):
-    result, headers, sock, _ = http_request(server.port, request or upgrade_request(path))
-    sock.close()
-    assert "sec-websocket-accept" not in headers or result == 101
-    return result
+    return request_status(server.port, request or upgrade_request(path))[0]
 
 
+# The first five are httpd's answer before the module sees the path; the
+# rest reach the module's lookup, which knows only handlers loaded from
+# inside the root.
 @pytest.mark.parametrize("path, expected", [
     ("/sub/../../outside/secret", 400),       # above the root: httpd refuses
     ("/%2e%2e/outside/secret", 400),
@@ -54,7 +54,6 @@ def status(server, path=None, request=None):
 ])
 def test_paths_never_reach_anything_outside_the_root(server, path, expected):
     assert status(server, path) == expected
-    assert not os.path.exists("/tmp/swiftwebsocket-pwned")
 
 
 @pytest.mark.parametrize("path", ["/sub/echo", "//sub//echo", "/sub/./echo", "/x/../sub/echo"])
@@ -94,14 +93,12 @@ def test_handshake_tricks_get_the_protocols_answer(server, extra, expected, why)
 def test_body_bytes_are_never_read_as_frames(server):
     # Were the body accepted, these bytes would arrive as a text frame.
     smuggled = frame(0x1, b"smuggled")
+    refusals = server.error_log.count("refusing WebSocket handshake: the request has a body")
     request = upgrade_request("/sub/echo", extra=f"Content-Length: {len(smuggled)}\r\n") + smuggled
     assert status(server, request=request) == 400
-    assert "refusing WebSocket handshake: the request has a body" in server.error_log
+    assert server.error_log.count("refusing WebSocket handshake: the request has a body") == refusals + 1
 
 
 def test_still_serving_after_the_tricks(server):
-    ws = RawWebSocket(server.port, "/sub/echo")
-    ws.send(frame(0x1, b"still here"))
-    assert ws.read_frame() == (True, 0x1, b"still here")
-    ws.close()
+    assert echoes(server.port, "/sub/echo")
     server.assert_no_crash()

@@ -10,7 +10,7 @@ from conftest import refused_startup, serve
 from rawws import RawWebSocket, frame, upgrade_request
 
 LIMITS_CONF = """
-RequestReadTimeout header=1
+RequestReadTimeout header=1 body=1
 <Location /echo>
     SwiftWebSocketMaxFrameSize 100
     SwiftWebSocketMaxFragments 3
@@ -82,6 +82,7 @@ def test_client_that_stops_reading_is_dropped_after_the_write_timeout(server):
     server.wait_for_access_log("/echo_noext", more_than=requests_before, timeout=8)
     assert time.monotonic() - started < 6, "after SwiftWebSocketWriteTimeout (1 s), not the default 30 s"
     ws.close()
+    assert "connection I/O failed: write failed" in server.error_log
 
 
 def test_trickled_handshake_gets_408_from_request_read_timeout(server):
@@ -93,6 +94,16 @@ def test_trickled_handshake_gets_408_from_request_read_timeout(server):
     assert answer.startswith(b"HTTP/1.1 408"), answer[:40]
     assert time.monotonic() - started < 3
     sock.close()
+
+
+def test_request_read_timeout_ends_with_the_upgrade(server):
+    # RequestReadTimeout (1 s here) bounds the handshake only: a WebSocket
+    # quiet for longer still works.
+    ws = RawWebSocket(server.port, "/echo_noext")
+    time.sleep(2)
+    ws.send(frame(0x1, b"after 2 s"))
+    assert ws.read_frame() == (True, 0x1, b"after 2 s")
+    ws.close()
 
 
 @pytest.mark.parametrize("directive,value,complaint", [
