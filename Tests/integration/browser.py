@@ -56,9 +56,16 @@ class Chromium:
                 return reply["result"]
 
     def open_tab(self, url):
-        target = self.command("Target.createTarget", url=url)["targetId"]
+        """A tab in a browser context of its own, as another person's
+        browser would be: its own cookies and its own connections. Tabs of
+        one context would share one HTTP/2 connection, and mod_http2 runs
+        only 6 streams of a new connection at once (h2_mplx.c
+        processing_limit, raised as requests complete): a WebSocket stream
+        never completes, so a seventh would wait."""
+        context = self.command("Target.createBrowserContext")["browserContextId"]
+        target = self.command("Target.createTarget", url=url, browserContextId=context)["targetId"]
         session = self.command("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        return Tab(self, target, session)
+        return Tab(self, context, target, session)
 
     def close(self):
         if getattr(self, "devtools", None):
@@ -73,14 +80,16 @@ class Chromium:
 
 
 class Tab:
-    def __init__(self, browser, target, session):
+    def __init__(self, browser, context, target, session):
         self.browser = browser
+        self.context = context
         self.target = target
         self.session = session
 
     def close(self):
         """Closes the tab, and with it the page's WebSockets."""
         self.browser.command("Target.closeTarget", targetId=self.target)
+        self.browser.command("Target.disposeBrowserContext", browserContextId=self.context)
 
     def evaluate(self, expression):
         """The value of a JavaScript expression in the page (awaited if it

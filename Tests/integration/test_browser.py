@@ -25,6 +25,19 @@ def browser():
     chromium.close()
 
 
+@pytest.fixture
+def open_tab(browser):
+    """Opens tabs that close when the test ends."""
+    tabs = []
+
+    def open_one(url):
+        tabs.append(browser.open_tab(url))
+        return tabs[-1]
+    yield open_one
+    for tab in tabs:
+        tab.close()
+
+
 def page_urls(server):
     return {"http": f"http://127.0.0.1:{server.port}/", "https": f"https://127.0.0.1:{server.tls_port}/"}
 
@@ -34,8 +47,8 @@ def log_contains(element, text):
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_echo_panel(server, browser, scheme):
-    tab = browser.open_tab(page_urls(server)[scheme])
+def test_echo_panel(server, open_tab, scheme):
+    tab = open_tab(page_urls(server)[scheme])
     tab.wait_for(BOTH_OPEN)
     tab.submit("echo", f"hello from chromium over {scheme}")
     tab.wait_for(log_contains("echo-log", f"echo: hello from chromium over {scheme}"))
@@ -44,9 +57,9 @@ def test_echo_panel(server, browser, scheme):
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
-def test_two_tabs_chat(server, browser, scheme):
+def test_two_tabs_chat(server, open_tab, scheme):
     url = page_urls(server)[scheme]
-    alice, bob = browser.open_tab(url), browser.open_tab(url)
+    alice, bob = open_tab(url), open_tab(url)
     for name, tab in (("alice", alice), ("bob", bob)):
         # The room echoes to the sender too: seeing its own greeting means
         # the tab's connection has joined.
