@@ -5,6 +5,7 @@
 #include "http_core.h"
 #include "http_log.h"
 #include "http_main.h"
+#include "ap_mpm.h"
 #include "util_filter.h"
 #include "apr_portable.h"
 
@@ -24,13 +25,31 @@ APLOG_USE_MODULE(swiftwebsocket);
  * what the caller takes waits in io->in. */
 #define READ_SIZE (16 * 1024)
 
-swiftws_io *swiftws_io_create(request_rec *r)
+swiftws_io *swiftws_io_create(request_rec *r, apr_pool_t *pool)
 {
-    swiftws_io *io = apr_pcalloc(r->pool, sizeof(*io));
+    swiftws_io *io = apr_pcalloc(pool, sizeof(*io));
     io->r = r;
     io->c = r->connection;
+    io->pool = pool;
     io->response_headers = apr_table_make(r->pool, 4);
     return io;
+}
+
+void swiftws_io_request_done(swiftws_io *io)
+{
+    io->r = NULL;
+}
+
+/* Against the request while there is one: its log id ties the lines to the
+ * access log's. */
+static void log_io(swiftws_io *io, int level, apr_status_t rv, const char *message)
+{
+    if (io->r) {
+        ap_log_rerror(APLOG_MARK, level, rv, io->r, "%s", message);
+    }
+    else {
+        ap_log_cerror(APLOG_MARK, level, rv, io->c, "%s", message);
+    }
 }
 
 /* The descriptor that turns readable when input arrives: the client socket
@@ -63,8 +82,8 @@ static int input_descriptor(swiftws_io *io)
 
 void swiftws_io_start(swiftws_io *io, apr_int64_t write_timeout_ms)
 {
-    io->in = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
-    io->out = apr_brigade_create(io->r->pool, io->c->bucket_alloc);
+    io->in = apr_brigade_create(io->pool, io->c->bucket_alloc);
+    io->out = apr_brigade_create(io->pool, io->c->bucket_alloc);
     io->input_fd = input_descriptor(io);
     /* Reads never block (APR's socket bucket reads non-blocking ones with
      * timeout 0 and restores it), so the socket's timeout now bounds only
@@ -118,7 +137,7 @@ static long host_read(void *io_, void *buffer, size_t length)
                 return SWIFTWS_READ_AGAIN;
             }
             if (rv != APR_SUCCESS) {
-                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "reading from the WebSocket client failed");
+                log_io(io, APLOG_DEBUG, rv, "reading from the WebSocket client failed");
                 return SWIFTWS_READ_ERROR;
             }
         }
@@ -141,7 +160,7 @@ static long host_read(void *io_, void *buffer, size_t length)
                 apr_status_t rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
                 if (rv != APR_SUCCESS) {
                     apr_brigade_cleanup(io->in);
-                    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "reading a bucket failed");
+                    log_io(io, APLOG_DEBUG, rv, "reading a bucket failed");
                     return SWIFTWS_READ_ERROR;
                 }
                 if (n > length - copied) {
@@ -173,7 +192,7 @@ static int wait_by_reading(swiftws_io *io)
     if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv)) {
         return SWIFTWS_WAIT_TIMEOUT;
     }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "reading from the WebSocket client failed");
+    log_io(io, APLOG_DEBUG, rv, "reading from the WebSocket client failed");
     return SWIFTWS_WAIT_ERROR;
 }
 
@@ -197,7 +216,7 @@ static int host_wait(void *io_, int wake_fd, long timeout_ms)
         if (errno == EINTR) {
             return SWIFTWS_WAIT_WOKEN;  /* the caller looks at everything again */
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, io->r, "poll on the WebSocket connection failed");
+        log_io(io, APLOG_ERR, errno, "poll on the WebSocket connection failed");
         return SWIFTWS_WAIT_ERROR;
     }
     if (n == 0) {
@@ -228,22 +247,102 @@ static int host_write(void *io_, const void *first, size_t first_length,
     rv = ap_pass_brigade(io->c->output_filters, io->out);
     apr_brigade_cleanup(io->out);
     if (rv != APR_SUCCESS || io->c->aborted) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, io->r, "writing to the WebSocket client failed");
+        log_io(io, APLOG_DEBUG, rv, "writing to the WebSocket client failed");
         return -1;
     }
     return 0;
 }
 
-static void host_log(void *io_, int level, const char *message)
+/* The end of the output filter chain: the core output filter, which the
+ * event MPM itself calls with no brigade to write what it kept. */
+static ap_filter_t *core_output_filter(conn_rec *c)
+{
+    ap_filter_t *f = c->output_filters;
+    while (f->next) {
+        f = f->next;
+    }
+    return f;
+}
+
+/* A parked connection's writes. Without a FLUSH the core output filter
+ * writes what the socket takes and keeps the rest (c->data_in_output_filters);
+ * it waits for the socket only when more than FlushMaxThreshold (64 KiB)
+ * would be kept, bounded by the write timeout. */
+static int host_write_buffered(void *io_, const void *first, size_t first_length,
+                               const void *second, size_t second_length)
 {
     swiftws_io *io = io_;
-    ap_log_rerror(APLOG_MARK, level, 0, io->r, "%s", message);
+    apr_bucket_alloc_t *ba = io->c->bucket_alloc;
+    apr_status_t rv;
+    if (first_length) {
+        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(first, first_length, ba));
+    }
+    if (second_length) {
+        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(second, second_length, ba));
+    }
+    rv = ap_pass_brigade(io->c->output_filters, io->out);
+    apr_brigade_cleanup(io->out);
+    if (rv != APR_SUCCESS || io->c->aborted) {
+        log_io(io, APLOG_DEBUG, rv, "writing to the WebSocket client failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes what the output filters kept: what the socket takes now, or all
+ * of it when `waiting` (a FLUSH, bounded by the write timeout). Returns 1
+ * while output is pending, 0 when none is, -1 when the client is gone. */
+static int host_flush(void *io_, int waiting)
+{
+    swiftws_io *io = io_;
+    apr_status_t rv;
+    if (waiting) {
+        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_flush_create(io->c->bucket_alloc));
+        rv = ap_pass_brigade(io->c->output_filters, io->out);
+        apr_brigade_cleanup(io->out);
+    }
+    else {
+        ap_filter_t *core = core_output_filter(io->c);
+        rv = core->frec->filter_func.out_func(core, NULL);
+    }
+    if (rv != APR_SUCCESS || io->c->aborted) {
+        log_io(io, APLOG_DEBUG, rv, "writing to the WebSocket client failed");
+        return -1;
+    }
+    return io->c->data_in_output_filters ? 1 : 0;
+}
+
+static void timer_fired(void *baton)
+{
+    swiftws_bridge_timer_fired(baton);
+}
+
+static int host_schedule_timer(long delay_us, void *baton)
+{
+    return ap_mpm_register_timed_callback(delay_us, timer_fired, baton) == APR_SUCCESS ? 0 : -1;
+}
+
+/* Both directions: epoll reports the socket at once, so the MPM resumes the
+ * connection, finds it closed and closes it. */
+static void host_shutdown(void *io_)
+{
+    swiftws_io *io = io_;
+    apr_socket_t *socket = ap_get_conn_socket(io->c);
+    if (socket) {
+        apr_socket_shutdown(socket, APR_SHUTDOWN_READWRITE);
+    }
+}
+
+static void host_log(void *io_, int level, const char *message)
+{
+    log_io(io_, level, 0, message);
 }
 
 static int host_log_level(void *io_)
 {
     swiftws_io *io = io_;
-    return ap_get_request_module_loglevel(io->r, APLOG_MODULE_INDEX);
+    return io->r ? ap_get_request_module_loglevel(io->r, APLOG_MODULE_INDEX)
+                 : ap_get_conn_module_loglevel(io->c, APLOG_MODULE_INDEX);
 }
 
 static void host_log_server(int level, const char *message)
@@ -259,5 +358,5 @@ static void host_add_response_header(void *io_, const char *name, const char *va
 
 const swiftws_host swiftws_host_services = {
     host_read, host_wait, host_write, host_log, host_log_level, host_log_server,
-    host_add_response_header
+    host_add_response_header, host_write_buffered, host_flush, host_schedule_timer, host_shutdown
 };

@@ -12,8 +12,9 @@
 #include "swiftwebsocket.h"
 
 typedef struct {
-    request_rec *r;
+    request_rec *r;                 /* NULL once a parked connection's request ended */
     conn_rec *c;
+    apr_pool_t *pool;               /* the request's, or the connection's when parked */
     apr_bucket_brigade *in;
     apr_bucket_brigade *out;
     apr_table_t *response_headers;  /* collected during the extra handshake */
@@ -24,10 +25,15 @@ typedef struct {
 
 extern const swiftws_host swiftws_host_services;
 
-swiftws_io *swiftws_io_create(request_rec *r);
+/* `pool` is the request's for a connection served on this thread, the
+ * connection's for one that parks in the MPM (it outlives the request). */
+swiftws_io *swiftws_io_create(request_rec *r, apr_pool_t *pool);
 
 /* After the 101: the brigades the data transfer uses, made once, and the
  * bound on a blocked write (milliseconds; -1 for the default). */
 void swiftws_io_start(swiftws_io *io, apr_int64_t write_timeout_ms);
+
+/* A parked connection's request is over: log against the connection. */
+void swiftws_io_request_done(swiftws_io *io);
 
 #endif

@@ -12,16 +12,27 @@
  *                  may rewrite r->handler);
  *   access phases  run as for any request (Require, AuthType, SSL*);
  *   handler        validates the handshake, runs the handler's extra
- *                  handshake, sends the 101 and drives the connection.
+ *                  handshake, sends the 101 and drives the connection: on
+ *                  this thread to its end, or, for an event-style handler
+ *                  on the event MPM, until it parks in the MPM.
+ *
+ * A parked connection (the event MPM's CONN_STATE_ASYNC_WAITIO, httpd
+ * 2.4.63 and later) keeps its session in the connection config:
+ *   process_connection  resumes it when the socket is ready;
+ *   suspend/resume_connection  bracket its waits in the MPM, when timers
+ *                  (keepalive, other threads' messages) may write to it;
+ *   pre_close_connection  sends 1001 when httpd's Timeout ends the wait.
  */
 
 #include "httpd.h"
 #include "http_config.h"
+#include "http_connection.h"
 #include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
 #include "http_ssl.h"
+#include "ap_mpm.h"
 #include "mpm_common.h"
 #include "util_filter.h"
 #include "apr_base64.h"
@@ -315,6 +326,84 @@ static int add_header(void *table, const char *name, const char *value)
     return 1;
 }
 
+/* Whether this connection can wait in the MPM without a thread: the event
+ * MPM with CONN_STATE_ASYNC_WAITIO, and a connection of its own (an HTTP/2
+ * stream is mod_http2's, on mod_http2's worker). */
+static int can_park(conn_rec *c)
+{
+    int can_waitio = 0;
+    return !c->master && c->cs && ap_mpm_query(AP_MPMQ_CAN_WAITIO, &can_waitio) == APR_SUCCESS
+           && can_waitio;
+}
+
+static void *parked_session(conn_rec *c)
+{
+    return ap_get_module_config(c->conn_config, &swiftwebsocket_module);
+}
+
+/* After the 101 of a parking session: runs onOpen and what the client sent
+ * meanwhile, then hands the connection to the MPM. The request ends when
+ * this returns; the connection's first wait is the MPM's write completion,
+ * which `clogging_input_filters` makes resume it through
+ * process_connection, and `sense` makes wait for input. */
+static int park(request_rec *r, swiftws_io *io, void *session)
+{
+    conn_rec *c = r->connection;
+    int next;
+    ap_set_module_config(c->conn_config, &swiftwebsocket_module, session);
+    next = swiftws_session_open_parked(session);
+    swiftws_io_request_done(io);
+    if (next != SWIFTWS_NEXT_CLOSED) {
+        c->clogging_input_filters = 1;
+        c->cs->sense = CONN_SENSE_WANT_READ;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "WebSocket parked in the MPM");
+    }
+    return DONE;
+}
+
+static int process_connection(conn_rec *c)
+{
+    void *session = parked_session(c);
+    int next;
+    if (!session) {
+        return DECLINED;
+    }
+    next = swiftws_session_resume(session);
+    if (next == SWIFTWS_NEXT_CLOSED) {
+        c->cs->state = CONN_STATE_LINGER;
+    }
+    else {
+        c->cs->state = CONN_STATE_ASYNC_WAITIO;
+        c->cs->sense = next == SWIFTWS_NEXT_OUTPUT ? CONN_SENSE_WANT_WRITE : CONN_SENSE_WANT_READ;
+    }
+    return OK;
+}
+
+static void suspend_connection(conn_rec *c, request_rec *r)
+{
+    void *session = parked_session(c);
+    if (session) {
+        swiftws_session_parked(session);
+    }
+}
+
+static void resume_connection(conn_rec *c, request_rec *r)
+{
+    void *session = parked_session(c);
+    if (session) {
+        swiftws_session_reclaimed(session);
+    }
+}
+
+static int pre_close_connection(conn_rec *c)
+{
+    void *session = parked_session(c);
+    if (session) {
+        swiftws_session_abandon(session);
+    }
+    return OK;
+}
+
 static int websocket_handler(request_rec *r)
 {
     void *handler_type = ap_get_module_config(r->request_config, &swiftwebsocket_module);
@@ -324,6 +413,8 @@ static int websocket_handler(request_rec *r)
     const char *origin;
     void *session;
     int status;
+    int parking;
+    apr_pool_t *session_pool;
 
     if (!handler_type) {
         return DECLINED;
@@ -340,13 +431,16 @@ static int websocket_handler(request_rec *r)
         return HTTP_FORBIDDEN;
     }
 
-    io = swiftws_io_create(r);
-    session = swiftws_session_open(handler_type, describe_request(r, conf), io, &status);
+    /* A parked session outlives the request: it lives in the connection's pool. */
+    parking = swiftws_handler_can_park(handler_type) && can_park(r->connection);
+    session_pool = parking ? r->connection->pool : r->pool;
+    io = swiftws_io_create(r, session_pool);
+    session = swiftws_session_open(handler_type, describe_request(r, conf), io, parking, &status);
     if (!session) {
         apr_table_do(add_header, r->err_headers_out, io->response_headers, NULL);
         return status;
     }
-    apr_pool_cleanup_register(r->pool, session, free_session, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(session_pool, session, free_session, apr_pool_cleanup_null);
 
     r->status = HTTP_SWITCHING_PROTOCOLS;
     apr_table_do(add_header, r->headers_out, io->response_headers, NULL);
@@ -357,6 +451,9 @@ static int websocket_handler(request_rec *r)
     switch_to_connection_filters(r);
 
     swiftws_io_start(io, conf->options.write_timeout_ms);
+    if (parking) {
+        return park(r, io, session);
+    }
     swiftws_session_run_blocking(session);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "WebSocket closed");
     /* Never an HTTP status after the 101: the stream is WebSocket now. */
@@ -371,6 +468,11 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_header_parser(header_parser, NULL, NULL, APR_HOOK_MIDDLE);
     /* First: a WebSocket request is ours whatever r->handler says by now. */
     ap_hook_handler(websocket_handler, NULL, NULL, APR_HOOK_FIRST);
+    /* Before the HTTP protocol's own process_connection (REALLY_LAST). */
+    ap_hook_process_connection(process_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_suspend_connection(suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_resume_connection(resume_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_close_connection(pre_close_connection, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(swiftwebsocket) = {

@@ -1,17 +1,22 @@
 import SwiftWebSocket
 
 /// A chat room: every message goes to every connection on /chat in this
-/// httpd process. Each connection's thread writes only its own socket;
-/// `broadcast` queues the message for the others' threads.
-struct Chat: WebSocketHandler {
+/// httpd process, the sender's included. Event-style: members wait in the
+/// event MPM without a thread, and `broadcast` queues the message for each
+/// (never waiting for a slow one).
+struct Chat: WebSocketEventHandler {
     static let room = WebSocketGroup()
 
-    func transferData(_ socket: WebSocket) throws {
-        Self.room.join(socket)
-        defer { Self.room.leave(socket) }
-        socket.logger.debug("joined the chat", metadata: ["members": "\(Self.room.count)"])
-        while let message = try socket.receive() {
-            Self.room.broadcast(message)
-        }
+    func onOpen(_ connection: WebSocketConnection) {
+        Self.room.join(connection)
+        connection.logger.debug("joined the chat", metadata: ["members": "\(Self.room.count)"])
+    }
+
+    func onMessage(_ message: Message, from connection: WebSocketConnection) {
+        Self.room.broadcast(message)
+    }
+
+    func onClose(_ connection: WebSocketConnection, code: CloseCode, reason: String) {
+        Self.room.leave(connection)
     }
 }

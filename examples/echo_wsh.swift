@@ -1,10 +1,9 @@
 import SwiftWebSocket
 
 /// Sends every message back as it came: text as text, binary as binary.
-struct Echo: WebSocketHandler {
-    func transferData(_ socket: WebSocket) throws {
-        while let message = try socket.receive() {
-            try socket.send(message)
-        }
+/// Event-style: on the event MPM the connection holds no thread while idle.
+struct Echo: WebSocketEventHandler {
+    func onMessage(_ message: Message, from connection: WebSocketConnection) throws {
+        try connection.send(message)
     }
 }

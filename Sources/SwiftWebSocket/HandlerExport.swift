@@ -4,19 +4,44 @@
 /// type with `HandlerType.from(_:)`.
 public enum HandlerExport {
     public static func export(_ type: any WebSocketHandler.Type) -> UnsafeMutableRawPointer {
-        Unmanaged.passRetained(HandlerType(type)).toOpaque()
+        Unmanaged.passRetained(HandlerType(.blocking(type))).toOpaque()
+    }
+
+    public static func export(_ type: any WebSocketEventHandler.Type) -> UnsafeMutableRawPointer {
+        Unmanaged.passRetained(HandlerType(.events(type))).toOpaque()
     }
 }
 
 /// A handler's metatype boxed as an object, so C can hold it as a pointer.
 /// The loader keeps it for the life of the process.
 package final class HandlerType {
-    package let type: any WebSocketHandler.Type
+    package enum Style {
+        case blocking(any WebSocketHandler.Type)
+        case events(any WebSocketEventHandler.Type)
+    }
+
+    package let style: Style
     package let name: String
 
-    init(_ type: any WebSocketHandler.Type) {
-        self.type = type
-        self.name = String(reflecting: type)
+    init(_ style: Style) {
+        self.style = style
+        switch style {
+        case .blocking(let type): name = String(reflecting: type)
+        case .events(let type): name = String(reflecting: type)
+        }
+    }
+
+    /// Whether its connections can wait in the event MPM without a thread.
+    package var canPark: Bool {
+        if case .events = style { return true }
+        return false
+    }
+
+    package func makeHandler() -> any WebSocketEndpoint {
+        switch style {
+        case .blocking(let type): type.init()
+        case .events(let type): type.init()
+        }
     }
 
     package static func from(_ pointer: UnsafeMutableRawPointer) -> HandlerType {

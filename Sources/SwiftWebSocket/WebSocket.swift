@@ -17,6 +17,9 @@ public final class WebSocket: @unchecked Sendable {
     /// sent none).
     public private(set) var peerCloseCode: CloseCode?
     public private(set) var peerCloseReason = ""
+    /// Whether the peer's close frame arrived (`peerCloseCode` is nil also
+    /// when it carried no code).
+    package private(set) var receivedCloseFrame = false
     /// Called inside `receive()` with the payload of each pong that answers
     /// a `ping(_:)` (or arrives unasked); keepalive pongs are not reported.
     public var onPong: (([UInt8]) -> Void)?
@@ -109,6 +112,7 @@ public final class WebSocket: @unchecked Sendable {
         case .close(let code, let reason):
             peerCloseCode = code
             peerCloseReason = reason
+            receivedCloseFrame = true
             outbox.close()
         case .failed(let violation):
             io.log(.info, "closing with \(violation.closeCode): \(violation)")

@@ -19,15 +19,10 @@
 /// A handler runs on the Apache worker thread that owns the connection. A
 /// Swift trap (a failed `!`, an out-of-range index) kills the whole httpd
 /// child process and every connection it serves: throw instead.
-public protocol WebSocketHandler {
-    init()
-
-    /// Runs after Apache's access checks, before the 101 is sent. Inspect the
-    /// request, pick a subprotocol, add headers or decline compression in
-    /// `response`, or throw a `HandshakeRejection` to answer with an HTTP
-    /// status instead. Any other error answers 500. The default accepts.
-    mutating func extraHandshake(_ request: UpgradeRequest, response: inout UpgradeResponse) throws
-
+///
+/// This blocking style holds a thread for the connection's whole life; a
+/// `WebSocketEventHandler` holds none while its connection is idle.
+public protocol WebSocketHandler: WebSocketEndpoint {
     /// Exchanges messages until done. When it returns, the connection is
     /// closed with 1000 unless it was closed already; when it throws, with
     /// 1011, and the error is logged.
@@ -43,8 +38,6 @@ public protocol WebSocketHandler {
 }
 
 extension WebSocketHandler {
-    public mutating func extraHandshake(_ request: UpgradeRequest, response: inout UpgradeResponse) throws {}
-
     public mutating func passiveClosingHandshake(code: CloseCode?, reason: String) -> (code: CloseCode?, reason: String) {
         (code, "")
     }

@@ -3,15 +3,22 @@ import SwiftWebSocket
 
 // The @_cdecl entry points the shim calls; swiftwebsocket.h declares them.
 
+@_cdecl("swiftws_handler_can_park")
+public func swiftws_handler_can_park(_ handlerType: UnsafeMutableRawPointer) -> Int32 {
+    HandlerType.from(handlerType).canPark ? 1 : 0
+}
+
 @_cdecl("swiftws_session_open")
 public func swiftws_session_open(
     _ handlerType: UnsafeMutableRawPointer,
     _ request: UnsafePointer<swiftws_request>,
     _ io: UnsafeMutableRawPointer,
+    _ parking: Int32,
     _ status: UnsafeMutablePointer<Int32>
 ) -> UnsafeMutableRawPointer? {
     do {
-        let session = try Session(type: HandlerType.from(handlerType), request: request, io: io)
+        let session = try Session(type: HandlerType.from(handlerType), request: request, io: io,
+                                  parking: parking != 0)
         status.pointee = 0
         return Unmanaged.passRetained(session).toOpaque()
     } catch {
@@ -20,12 +27,53 @@ public func swiftws_session_open(
     }
 }
 
+private func session(_ pointer: UnsafeMutableRawPointer) -> Session {
+    Unmanaged<Session>.fromOpaque(pointer).takeUnretainedValue()
+}
+
 @_cdecl("swiftws_session_run_blocking")
-public func swiftws_session_run_blocking(_ session: UnsafeMutableRawPointer) {
-    Unmanaged<Session>.fromOpaque(session).takeUnretainedValue().runBlocking()
+public func swiftws_session_run_blocking(_ pointer: UnsafeMutableRawPointer) {
+    session(pointer).runBlocking()
+}
+
+@_cdecl("swiftws_session_open_parked")
+public func swiftws_session_open_parked(_ pointer: UnsafeMutableRawPointer) -> Int32 {
+    session(pointer).openParked().abiValue
+}
+
+@_cdecl("swiftws_session_resume")
+public func swiftws_session_resume(_ pointer: UnsafeMutableRawPointer) -> Int32 {
+    session(pointer).resume().abiValue
+}
+
+@_cdecl("swiftws_session_parked")
+public func swiftws_session_parked(_ pointer: UnsafeMutableRawPointer) {
+    session(pointer).parkedInMPM()
+}
+
+@_cdecl("swiftws_session_reclaimed")
+public func swiftws_session_reclaimed(_ pointer: UnsafeMutableRawPointer) {
+    session(pointer).reclaimedByMPM()
+}
+
+@_cdecl("swiftws_session_abandon")
+public func swiftws_session_abandon(_ pointer: UnsafeMutableRawPointer) {
+    session(pointer).abandon()
 }
 
 @_cdecl("swiftws_session_free")
-public func swiftws_session_free(_ session: UnsafeMutableRawPointer) {
-    Unmanaged<Session>.fromOpaque(session).release()
+public func swiftws_session_free(_ pointer: UnsafeMutableRawPointer) {
+    session(pointer).end()
+    Unmanaged<Session>.fromOpaque(pointer).release()
+}
+
+extension ParkedConnection.Next {
+    /// SWIFTWS_NEXT_*.
+    var abiValue: Int32 {
+        switch self {
+        case .input: Int32(SWIFTWS_NEXT_INPUT)
+        case .output: Int32(SWIFTWS_NEXT_OUTPUT)
+        case .closed: Int32(SWIFTWS_NEXT_CLOSED)
+        }
+    }
 }

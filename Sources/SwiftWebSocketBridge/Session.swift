@@ -5,22 +5,28 @@ import SwiftWebSocket
 /// holds it as an opaque pointer between `swiftws_session_open` and
 /// `swiftws_session_free`.
 final class Session {
-    private var handler: any WebSocketHandler
+    private var handler: any WebSocketEndpoint
     private let handlerName: String
     private let request: UpgradeRequest
     private let limits: Limits
     private let keepalive: Keepalive
     private var compression: PerMessageDeflate?
+    /// The handshake's I/O (headers, log), and a held thread's.
     private let io: ShimConnectionIO
     private var subprotocol: String?
+    /// Set when the connection parks in the MPM.
+    private let parkedIO: ShimParkedIO?
+    private var parked: ParkedConnection?
 
     /// Why the handshake did not go through: the HTTP status to answer.
     struct Refused: Error { var status: Int32 }
 
-    init(type: HandlerType, request: UnsafePointer<swiftws_request>, io: UnsafeMutableRawPointer) throws(Refused) {
-        self.handler = type.type.init()
+    init(type: HandlerType, request: UnsafePointer<swiftws_request>, io: UnsafeMutableRawPointer,
+         parking: Bool) throws(Refused) {
+        self.handler = type.makeHandler()
         self.handlerName = type.name
-        self.io = ShimConnectionIO(io)
+        self.io = ShimConnectionIO(io, wakeable: !parking)
+        self.parkedIO = parking ? ShimParkedIO(io) : nil
         self.request = Self.upgradeRequest(from: request.pointee, logger: .errorLog(self.io))
         let options = request.pointee.options
         self.limits = Self.limits(from: options)
@@ -108,11 +114,50 @@ final class Session {
         for (name, value) in headers { io.addResponseHeader(name: name, value: value) }
     }
 
+    // MARK: On this thread
+
     func runBlocking() {
         io.log(.debug, "WebSocket open, served by \(handlerName)")
         let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits, keepalive: keepalive,
                                compression: compression, io: io)
         defer { io.detach() }
+        switch handler {
+        case var blocking as any WebSocketHandler:
+            transferData(socket, with: &blocking)
+            handler = blocking
+        case var events as any WebSocketEventHandler:
+            runCallbacks(socket, with: &events)
+            handler = events
+        default:
+            preconditionFailure("HandlerType makes only the two handler styles")
+        }
+    }
+
+    /// An event handler on a held thread (no event MPM, or an HTTP/2
+    /// stream): the callbacks around `receive()`.
+    private func runCallbacks(_ socket: WebSocket, with handler: inout any WebSocketEventHandler) {
+        let connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: socket)
+        do {
+            try handler.onOpen(connection)
+            while let message = try socket.receive() {
+                try handler.onMessage(message, from: connection)
+            }
+            let answer = socket.owesCloseReplyAfterHandler()
+            socket.finish(code: answer ? socket.peerCloseCode : .normalClosure)
+        } catch WebSocketError.closed {
+            socket.finish(code: .normalClosure)
+        } catch let error as WebSocketError {
+            io.log(.info, "\(handlerName): \(error)")
+            socket.finish(code: .internalError)
+        } catch {
+            io.log(.error, "\(handlerName) threw \(error); closing with 1011")
+            socket.finish(code: .internalError)
+        }
+        let code = socket.receivedCloseFrame ? socket.peerCloseCode ?? .noStatusReceived : .abnormalClosure
+        handler.onClose(connection, code: code, reason: socket.peerCloseReason)
+    }
+
+    private func transferData(_ socket: WebSocket, with handler: inout any WebSocketHandler) {
         do {
             try handler.transferData(socket)
             finishAfterHandler(socket)
@@ -142,11 +187,53 @@ final class Session {
     /// The handler's answer to the client's close, if it is one that may be
     /// sent; else the client's own code.
     private func passiveCloseReply(to socket: WebSocket) -> (code: CloseCode?, reason: String) {
-        let reply = handler.passiveClosingHandshake(code: socket.peerCloseCode, reason: socket.peerCloseReason)
+        guard var blocking = handler as? any WebSocketHandler else { return (socket.peerCloseCode, "") }
+        defer { handler = blocking }
+        let reply = blocking.passiveClosingHandshake(code: socket.peerCloseCode, reason: socket.peerCloseReason)
         guard let code = reply.code, !code.isValidOnWire else { return reply }
         io.log(.error, "\(handlerName).passiveClosingHandshake chose close code \(code), which may not be sent; "
                + "answering with the client's")
         return (socket.peerCloseCode, "")
+    }
+
+    // MARK: Parked in the MPM
+
+    /// After the 101: the driver takes the handler over.
+    func openParked() -> ParkedConnection.Next {
+        guard let parkedIO, let events = handler as? any WebSocketEventHandler else { return .closed }
+        io.log(.debug, "WebSocket open, served by \(handlerName) without a held thread")
+        let connection = ParkedConnection(handler: events, handlerName: handlerName, request: request,
+                                          subprotocol: subprotocol, limits: limits, keepalive: keepalive,
+                                          compression: compression, io: parkedIO)
+        parkedIO.driver = connection
+        parked = connection
+        ProcessShutdown.register(parkedIO)
+        return connection.open()
+    }
+
+    func resume() -> ParkedConnection.Next {
+        parked?.resume() ?? .closed
+    }
+
+    func parkedInMPM() {
+        parked?.parked()
+    }
+
+    func reclaimedByMPM() {
+        parked?.reclaimed()
+    }
+
+    func abandon() {
+        parked?.abandon()
+    }
+
+    /// The connection's pool is going: no I/O after this.
+    func end() {
+        guard let parkedIO else { return }
+        ProcessShutdown.unregister(parkedIO)
+        parked?.detach()
+        parkedIO.detach()
+        io.detach()
     }
 
     private static func upgradeRequest(from raw: swiftws_request, logger: Logger) -> UpgradeRequest {

@@ -26,9 +26,12 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
     private let wakeDescriptor: Mutex<Int32>
     let logLevel: LogLevel
 
-    init(_ io: UnsafeMutableRawPointer) {
+    /// `wakeable`: make the eventfd that other threads wake the owner
+    /// through; a connection that will park needs none (and 10,000 of them
+    /// would double its descriptors).
+    init(_ io: UnsafeMutableRawPointer, wakeable: Bool = true) {
         self.io = io
-        let descriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        let descriptor = wakeable ? eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) : -1
         self.wakeDescriptor = Mutex(descriptor)
         self.logLevel = LogLevel(apacheLevel: host.log_level(io))
         if descriptor >= 0 { ProcessShutdown.register(descriptor) }

@@ -173,7 +173,7 @@ def free_port():
 
 
 class Httpd:
-    def __init__(self, state, handler_root=None, extra_conf=None, tls=False):
+    def __init__(self, state, handler_root=None, extra_conf=None, tls=False, mpm="event"):
         """`tls`: also serve https/wss (and HTTP/2) on `tls_port`, as
         `make run` does."""
         self.state = pathlib.Path(state)
@@ -181,6 +181,7 @@ class Httpd:
         self.tls_port = free_port() if tls else None
         self.handler_root = handler_root
         self.extra_conf = extra_conf
+        self.mpm = mpm
 
     @property
     def conf(self):
@@ -228,7 +229,8 @@ class Httpd:
         raise AssertionError("graceful restart did not complete")
 
     def command(self, *extra):
-        args = [str(TOP / "scripts/run-httpd"), "--port", str(self.port), "--state", str(self.state)]
+        args = [str(TOP / "scripts/run-httpd"), "--port", str(self.port), "--state", str(self.state),
+                "--mpm", self.mpm]
         if self.tls_port:
             args += ["--tls-port", str(self.tls_port)]
         if self.handler_root:

@@ -1,0 +1,432 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// A `WebSocketEventHandler`'s connection on httpd's event MPM: driven in
+/// short steps by whichever thread has it, and otherwise parked in the MPM
+/// with no thread at all.
+///
+/// - The content handler opens it (`open`), the MPM's `process_connection`
+///   hook re-enters it when the socket is readable, or writable while
+///   output is pending (`resume`). Each step reads until nothing is left
+///   (mod_ssl may hold decrypted bytes that poll cannot see), runs the
+///   handler's callbacks, writes what they and other threads queued, and
+///   tells the MPM what to wait for.
+/// - Keepalive pings, timeouts and other threads' messages arrive as MPM
+///   timers (`timerFired`), which take the parked connection for a moment
+///   to write; they never read, so the MPM's poll stays the one reader.
+/// - httpd's `Timeout` expiring in the MPM ends it with 1001 (`abandon`).
+package final class ParkedConnection: @unchecked Sendable {
+    /// What the MPM should wait for before resuming the connection.
+    package enum Next: Equatable {
+        case input, output, closed
+    }
+
+    package let connection: WebSocketConnection
+    private var handler: any WebSocketEventHandler
+    private let handlerName: String
+    private var engine: ServerProtocol
+    private let io: any ParkedConnectionIO
+    private let transport: ParkedTransport
+    private let gate = DriverGate()
+    private let keepalive: Keepalive
+    private let intervals: Keepalive.Nanoseconds
+    private let readBuffer: UnsafeMutableRawBufferPointer
+
+    /// Messages taken from the outbox that wait for the socket to drain.
+    private var undelivered: [Outbox.Item] = []
+    private var outputPending = false
+    private var transportClosed = false
+    private var finished = false
+    /// The client's close frame, once it came.
+    private var peerClose: (code: CloseCode, reason: String)?
+
+    private var lastHeard: MonotonicInstant
+    private var lastMessage: MonotonicInstant
+    private var keepalivePingSentAt: MonotonicInstant?
+    private var closeSentAt: MonotonicInstant?
+    /// The earliest timer scheduled and not yet fired.
+    private var timerDue: MonotonicInstant?
+
+    /// A timer step that could not write everything tries again this soon:
+    /// the MPM polls for writability only when it resumed the connection.
+    static let outputRetry: Int64 = 50_000_000
+
+    package init(handler: any WebSocketEventHandler, handlerName: String, request: UpgradeRequest,
+                 subprotocol: String?, limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?,
+                 io: any ParkedConnectionIO) {
+        self.handler = handler
+        self.handlerName = handlerName
+        self.engine = ServerProtocol(limits: limits, compression: compression)
+        self.io = io
+        self.transport = ParkedTransport(outbox: Outbox(limit: limits.maxQueuedBytes), io: io)
+        self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport)
+        self.keepalive = keepalive
+        self.intervals = Keepalive.Nanoseconds(keepalive)
+        self.readBuffer = .allocate(byteCount: WebSocket.readBufferSize, alignment: 8)
+        self.lastHeard = .now
+        self.lastMessage = .now
+    }
+
+    deinit {
+        readBuffer.deallocate()
+    }
+
+    // MARK: Entry points
+
+    /// In the content handler, after the 101: `onOpen`, then whatever the
+    /// client sent with its handshake. Output is written out before the
+    /// MPM takes over, since its first wait is for input.
+    package func open() -> Next {
+        call { handler, connection in try handler.onOpen(connection) }
+        var next = step(reading: true)
+        if next == .output {
+            do {
+                outputPending = try io.flush(waiting: true)
+                next = step(reading: true)
+            } catch {
+                next = finishNow()
+            }
+        }
+        return next == .output ? .input : next
+    }
+
+    /// The MPM resumed the connection (its `process_connection` hook).
+    package func resume() -> Next {
+        step(reading: true)
+    }
+
+    /// The MPM parked it (`suspend_connection` hook).
+    package func parked() {
+        if gate.park() { io.scheduleTimer(after: .zero) }
+    }
+
+    /// The MPM is taking it back (`resume_connection` hook): waits for a
+    /// timer's step to end.
+    package func reclaimed() {
+        gate.reclaim()
+    }
+
+    /// A timer fired: a deadline may have passed, or another thread queued
+    /// messages. Runs only while the connection is parked.
+    package func timerFired() {
+        guard gate.takeForTimer() else { return }
+        repeat {
+            if let due = timerDue, due <= .now { timerDue = nil }
+            if step(reading: false) == .closed {
+                // Make the MPM resume it, see it closed and let it go.
+                io.shutdown()
+            }
+        } while !gate.releaseFromTimer()
+    }
+
+    /// The MPM gave up waiting (httpd's `Timeout`) and is closing the
+    /// connection (`pre_close_connection` hook): a 1001 if it can be
+    /// written at once, and `onClose`.
+    package func abandon() {
+        guard !finished else { return }
+        io.log(.info, "no input or output for httpd's Timeout while waiting in the MPM; closing with 1001")
+        if !transportClosed, engine.close(code: .goingAway, reason: "timeout") {
+            _ = try? writePendingOutput()
+            _ = try? io.flush(waiting: false)
+        }
+        endTransport()
+        _ = finishNow()
+    }
+
+    /// The connection's memory is going (its pool is destroyed): nothing is
+    /// written any more. `onClose` runs if it has not.
+    package func detach() {
+        endTransport()
+        _ = finishNow()
+    }
+
+    // MARK: A step
+
+    private func step(reading: Bool) -> Next {
+        guard !finished else { return .closed }
+        transport.beginDriving()
+        defer { transport.endDriving() }
+        let now = MonotonicInstant.now
+        do {
+            if outputPending { outputPending = try io.flush(waiting: false) }
+            // While output waits, input waits too: a client that does not
+            // read cannot make us queue more for it.
+            if reading && !outputPending { try readAll(at: now) }
+            try takeEvents()
+            try deliverQueued()
+            try actOnDeadlines(now: now)
+            if !transportClosed { outputPending = try io.flush(waiting: false) }
+        } catch {
+            endTransport()
+        }
+        if transportClosed || engine.state == .closed { return finishNow() }
+        scheduleNextTimer(now: now, retryingOutput: outputPending && !reading)
+        return outputPending ? .output : .input
+    }
+
+    /// Reads until nothing is left, handling events as they come so one
+    /// read buffer serves any amount of input.
+    private func readAll(at now: MonotonicInstant) throws {
+        while !transportClosed && (engine.state == .open || engine.state == .closeSent) {
+            let count: Int?
+            do {
+                count = try io.read(into: readBuffer)
+            } catch {
+                endTransport()
+                return
+            }
+            guard let count else { return }
+            guard count > 0 else {
+                endTransport()
+                return
+            }
+            lastHeard = now
+            keepalivePingSentAt = nil
+            engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
+            try takeEvents()
+            try deliverQueued()
+        }
+    }
+
+    private func takeEvents() throws {
+        while let event = engine.nextEvent() {
+            switch event {
+            case .message(let message):
+                lastMessage = lastHeard
+                // After our close, messages still arriving are dropped.
+                if engine.state == .open {
+                    call { handler, connection in try handler.onMessage(message, from: connection) }
+                }
+            case .ping:
+                try writePendingOutput()
+            case .pong:
+                break  // any input answers the keepalive ping (readAll)
+            case .close(let code, let reason):
+                peerClose = (code ?? .noStatusReceived, reason)
+                transport.outbox.close()
+                undelivered = []
+                // Answer with the client's code, unless ours went first.
+                if engine.state == .closeReceived { engine.close(code: code, reason: "") }
+                try writePendingOutput()
+            case .failed(let violation):
+                io.log(.info, "closing with \(violation.closeCode): \(violation)")
+                transport.outbox.close()
+                undelivered = []
+                try writePendingOutput()
+            }
+        }
+    }
+
+    /// Runs a handler callback; one that throws closes with 1011.
+    private func call(_ body: (inout any WebSocketEventHandler, WebSocketConnection) throws -> Void) {
+        do {
+            try body(&handler, connection)
+        } catch {
+            io.log(.error, "\(handlerName) threw \(error); closing with 1011")
+            try? startClose(code: .internalError, reason: "")
+        }
+    }
+
+    /// Writes what the handler and other threads queued, in order, while
+    /// the socket takes it; the rest waits in `undelivered`.
+    private func deliverQueued() throws {
+        guard engine.state == .open, !transportClosed else { return }
+        let (items, overflowed) = transport.outbox.takeAll()
+        undelivered += items
+        while !outputPending, !undelivered.isEmpty {
+            let item = undelivered.removeFirst()
+            switch item {
+            case .message(let message):
+                try write(message)
+            case .close(let code, let reason):
+                try startClose(code: code.isValidOnWire ? code : .normalClosure, reason: reason)
+                return
+            }
+            outputPending = try io.flush(waiting: false)
+        }
+        if overflowed {
+            io.log(.info, "more than \(transport.outbox.limit) bytes queued for a slow client; closing with 1008")
+            undelivered = []
+            try startClose(code: .policyViolation, reason: "too slow")
+        }
+    }
+
+    private func write(_ message: Message) throws {
+        switch message {
+        case .text(var text):
+            try text.withUTF8 { bytes in try write(.text, UnsafeRawBufferPointer(bytes)) }
+        case .binary(let bytes):
+            try bytes.withUnsafeBytes { bytes in try write(.binary, bytes) }
+        }
+    }
+
+    private func write(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
+        guard let frame = engine.prepareMessage(opcode: opcode, payload: payload) else { return }
+        if intervals.idleTimeout != nil { lastMessage = .now }  // read only for the idle timeout
+        try writePendingOutput()
+        if frame.isCompressed {
+            do {
+                let compressed = engine.compressedPayload
+                try frame.header.withUnsafeBytes { header in
+                    try compressed.withUnsafeBytes { body in try io.write(header, body) }
+                }
+            }
+            engine.compressedPayloadWritten()
+        } else {
+            try frame.header.withUnsafeBytes { header in try io.write(header, payload) }
+        }
+    }
+
+    private func writePendingOutput() throws {
+        guard !engine.pendingOutput.isEmpty, !transportClosed else { return }
+        defer { engine.pendingOutput.removeAll(keepingCapacity: true) }
+        try engine.pendingOutput.withUnsafeBytes { bytes in
+            try io.write(bytes, UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+    }
+
+    /// Sends our close frame, if none went out yet; the client's answer
+    /// resumes the connection, or the close timeout ends it.
+    private func startClose(code: CloseCode, reason: String) throws {
+        transport.outbox.close()
+        undelivered = []
+        guard engine.close(code: code, reason: reason) else { return }
+        closeSentAt = .now
+        try writePendingOutput()
+    }
+
+    // MARK: Deadlines
+
+    /// Starts closing if the server is stopping; acts on the keepalive,
+    /// idle and closing deadlines that have passed.
+    private func actOnDeadlines(now: MonotonicInstant) throws {
+        if io.isStopping && engine.state == .open {
+            io.log(.info, "server stopping; closing with 1001")
+            try startClose(code: .goingAway, reason: "server stopping")
+        }
+        if let closeSentAt {
+            if now >= closeSentAt.advanced(by: intervals.closeTimeout) {
+                io.log(.info, "no close frame from the client within \(keepalive.closeTimeout); dropping it")
+                endTransport()
+            }
+            return
+        }
+        if let pingSentAt = keepalivePingSentAt {
+            if now >= pingSentAt.advanced(by: intervals.pingTimeout) {
+                io.log(.info, "no answer to a keepalive ping within \(keepalive.pingTimeout); closing with 1011")
+                if engine.close(code: .internalError, reason: "keepalive ping timeout") { try? writePendingOutput() }
+                endTransport()
+                return
+            }
+        } else if let interval = intervals.pingInterval, now >= lastHeard.advanced(by: interval) {
+            _ = engine.ping(WebSocket.keepalivePayload)
+            try writePendingOutput()
+            keepalivePingSentAt = now
+        }
+        if let idleTimeout = intervals.idleTimeout, now >= lastMessage.advanced(by: idleTimeout) {
+            io.log(.info, "no message for \(keepalive.idleTimeout ?? .zero); closing with 1001")
+            try startClose(code: .goingAway, reason: "idle timeout")
+        }
+    }
+
+    /// The next deadline, if any.
+    private func nextDeadline() -> MonotonicInstant? {
+        if let closeSentAt { return closeSentAt.advanced(by: intervals.closeTimeout) }
+        var next: MonotonicInstant?
+        if let pingSentAt = keepalivePingSentAt {
+            next = pingSentAt.advanced(by: intervals.pingTimeout)
+        } else if let interval = intervals.pingInterval {
+            next = lastHeard.advanced(by: interval)
+        }
+        if let idleTimeout = intervals.idleTimeout {
+            let limit = lastMessage.advanced(by: idleTimeout)
+            next = next.map { min($0, limit) } ?? limit
+        }
+        return next
+    }
+
+    /// Schedules a timer for the next deadline unless an earlier one is
+    /// pending (MPM timers cannot be cancelled: one that fires early finds
+    /// nothing to do and schedules the next).
+    private func scheduleNextTimer(now: MonotonicInstant, retryingOutput: Bool) {
+        var next = nextDeadline()
+        if retryingOutput {
+            let retry = now.advanced(by: Self.outputRetry)
+            next = next.map { min($0, retry) } ?? retry
+        }
+        guard let next else { return }
+        if let due = timerDue, due > now, due <= next { return }
+        timerDue = next
+        io.scheduleTimer(after: next > now ? next - now : .zero)
+    }
+
+    // MARK: The end
+
+    private func endTransport() {
+        transportClosed = true
+        transport.outbox.close()
+        undelivered = []
+        engine.connectionLost()
+    }
+
+    /// Marks the connection closed and runs `onClose`, once.
+    private func finishNow() -> Next {
+        if !finished {
+            finished = true
+            transport.outbox.close()
+            undelivered = []
+            let (code, reason) = peerClose ?? (.abnormalClosure, "")
+            handler.onClose(connection, code: code, reason: reason)
+        }
+        return .closed
+    }
+}
+
+/// A parked connection's side that other threads see: the outbox, and the
+/// timer that wakes the connection for it. The thread driving the
+/// connection (a callback sending) does not need waking: it writes the
+/// outbox before it lets the connection go.
+private final class ParkedTransport: MessageTransport {
+    let outbox: Outbox
+    private let io: any ParkedConnectionIO
+    /// The thread in a step, as pthread_self() bits; 0 when none.
+    private let drivingThread = Atomic<UInt>(0)
+
+    init(outbox: Outbox, io: any ParkedConnectionIO) {
+        self.outbox = outbox
+        self.io = io
+    }
+
+    func beginDriving() {
+        drivingThread.store(UInt(pthread_self()), ordering: .relaxed)
+    }
+
+    func endDriving() {
+        drivingThread.store(0, ordering: .relaxed)
+    }
+
+    private var isDriving: Bool {
+        drivingThread.load(ordering: .relaxed) == UInt(pthread_self())
+    }
+
+    var isOpen: Bool { outbox.isOpen }
+
+    func send(_ message: Message) throws {
+        try enqueue(.message(message))
+    }
+
+    func requestClose(code: CloseCode, reason: String) {
+        try? enqueue(.close(code, reason: reason))
+    }
+
+    private func enqueue(_ item: Outbox.Item) throws {
+        do {
+            if try outbox.enqueue(item), !isDriving { io.scheduleTimer(after: .zero) }
+        } catch .peerTooSlow {
+            if !isDriving { io.scheduleTimer(after: .zero) }  // its step closes it with 1008
+            throw WebSocketError.peerTooSlow
+        }
+    }
+}

@@ -1,0 +1,62 @@
+/// An open connection of a `WebSocketEventHandler`: what its callbacks get,
+/// and what other code keeps to send to it. Every member works from any
+/// thread and never waits for the client: a message is queued, and the
+/// thread that drives the connection writes it (httpd's filters are not
+/// thread-safe). A client that reads too slowly has a bounded queue
+/// (`SwiftWebSocketOutboxSize`, `Limits.maxQueuedBytes`): past it, `send`
+/// throws `WebSocketError.peerTooSlow` and the connection closes with 1008.
+public final class WebSocketConnection: Sendable {
+    /// The upgrade request this connection was accepted from.
+    public let request: UpgradeRequest
+    /// The subprotocol agreed in the handshake, if any.
+    public let subprotocol: String?
+    private let transport: any MessageTransport
+
+    package init(request: UpgradeRequest, subprotocol: String?, transport: any MessageTransport) {
+        self.request = request
+        self.subprotocol = subprotocol
+        self.transport = transport
+    }
+
+    /// Logs to Apache's error log against this connection's request.
+    public var logger: Logger { request.logger }
+
+    /// Whether messages can still be sent.
+    public var isOpen: Bool { transport.isOpen }
+
+    /// Queues a whole message; throws `WebSocketError.closed` once the
+    /// connection is closing, `.peerTooSlow` when its queue is full.
+    public func send(_ message: Message) throws {
+        try transport.send(message)
+    }
+
+    public func send(text: String) throws {
+        try send(.text(text))
+    }
+
+    public func send(binary: [UInt8]) throws {
+        try send(.binary(binary))
+    }
+
+    /// Starts the closing handshake after what was queued before it; `onClose`
+    /// follows when the client answers (or after `SwiftWebSocketCloseTimeout`).
+    /// Does nothing once closing.
+    public func close(code: CloseCode = .normalClosure, reason: String = "") {
+        transport.requestClose(code: code, reason: reason)
+    }
+}
+
+/// How a `WebSocketConnection` reaches its connection: a parked connection's
+/// driver, or the `WebSocket` of a held thread.
+package protocol MessageTransport: AnyObject, Sendable {
+    var isOpen: Bool { get }
+    func send(_ message: Message) throws
+    /// Starts the closing handshake, or queues it for the driving thread.
+    func requestClose(code: CloseCode, reason: String)
+}
+
+extension WebSocket: MessageTransport {
+    package func requestClose(code: CloseCode, reason: String) {
+        try? close(code: code, reason: reason)
+    }
+}
