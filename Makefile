@@ -8,6 +8,7 @@
 #                     some dropped; checks delivery and httpd's resources after
 #   make bench        the module side by side with hummingbird-websocket, websockets
 #                     and pywebsocket3 (installs and builds them); BENCH_ARGS= for options
+#   make bench-idle   10,000 idle WebSockets (1,000 wss) on 64 threads, broadcast to all
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
 #   make fuzz         libFuzzer targets over the engine (Fuzz/), FUZZ_SECONDS (300) each
 #   make sanitize     engine tests under AddressSanitizer, cross-thread ones under ThreadSanitizer
@@ -42,7 +43,7 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 PREFIX ?= /usr/local
 SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
 
-.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench soak fuzz sanitize
+.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench bench-idle soak fuzz sanitize
 
 all: deps $(MODULE) $(EXAMPLES)
 
@@ -79,6 +80,11 @@ $(MODULE): $(SHIM_SOURCES) $(ENGINE)
 examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<
 
+BENCH_HANDLERS := $(patsubst %.swift,%.so,$(wildcard bench/handlers/*_wsh.swift))
+
+bench/handlers/%_wsh.so: bench/handlers/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
+	bin/swiftwebsocket-build $<
+
 # The benchmark's load generator and the trivial server that shows its
 # ceiling (bench/*.c; zlib for pre-compressed frames).
 BENCH_TOOLS := $(BUILD)/wsload $(BUILD)/trivial_echo
@@ -96,6 +102,12 @@ bench-tools: $(BENCH_TOOLS)
 bench: all bench-tools
 	@scripts/install-bench-deps
 	.venv/bin/python bench/side_by_side.py $(BENCH_ARGS)
+
+# 10,000 idle WebSockets (1,000 over wss) on 64 worker threads: threads,
+# RSS per connection, time for a broadcast to reach them all;
+# BENCH_IDLE_ARGS="--connections 2000 --tls-connections 200" for a short one.
+bench-idle: all venv $(BENCH_HANDLERS)
+	.venv/bin/python bench/idle.py $(BENCH_IDLE_ARGS)
 
 # Every connection echoes random messages, plain then compressed, some
 # dropped midway; SOAK_ARGS="--connections 100 --messages 100" for a short one.

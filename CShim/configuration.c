@@ -203,6 +203,7 @@ static const char *set_allowed_origins(cmd_parms *cmd, void *dir_config, int arg
 static const number_directive max_message_size = AT_LEAST(max_message_size, 1);
 static const number_directive max_frame_size = AT_LEAST(max_frame_size, 1);
 static const number_directive max_fragments = AT_LEAST(max_fragments, 1);
+static const number_directive outbox_size = AT_LEAST(outbox_size, 1);
 static const number_directive deflate_window_bits = OPTION(deflate_window_bits, 9, 15);
 static const number_directive deflate_memory_level = OPTION(deflate_memory_level, 1, 9);
 static const number_directive deflate_compression_level = OPTION(deflate_compression_level, 0, 9);
@@ -238,6 +239,9 @@ const command_rec swiftws_commands[] = {
                   "larger ones close with 1009"),
     AP_INIT_TAKE1("SwiftWebSocketMaxFragments", set_number, (void *)&max_fragments, CONNECTION_CONF,
                   "Most frames one message may arrive in (default 100000); more close with 1009"),
+    AP_INIT_TAKE1("SwiftWebSocketOutboxSize", set_number, (void *)&outbox_size, CONNECTION_CONF,
+                  "Most bytes of messages queued for a client that has not taken them (default "
+                  "16777216); one more closes it with 1008"),
     AP_INIT_TAKE1("SwiftWebSocketPingInterval", set_duration, (void *)&ping_interval, CONNECTION_CONF,
                   "Ping a client that sent nothing for this long, in seconds; 0: never (default 20)"),
     AP_INIT_TAKE1("SwiftWebSocketPingTimeout", set_duration, (void *)&ping_timeout, CONNECTION_CONF,

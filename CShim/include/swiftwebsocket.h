@@ -30,6 +30,7 @@ typedef struct swiftws_header {
     X(max_message_size)          /* SwiftWebSocketMaxMessageSize, bytes */ \
     X(max_frame_size)            /* SwiftWebSocketMaxFrameSize, bytes */ \
     X(max_fragments)             /* SwiftWebSocketMaxFragments, frames per message */ \
+    X(outbox_size)               /* SwiftWebSocketOutboxSize, bytes */ \
     X(ping_interval_ms)          /* SwiftWebSocketPingInterval */ \
     X(ping_timeout_ms)           /* SwiftWebSocketPingTimeout */ \
     X(idle_timeout_ms)           /* SwiftWebSocketIdleTimeout */ \
@@ -109,8 +110,9 @@ typedef struct swiftws_host {
      * is pending, 0 when none is, -1 when the peer is gone. */
     int (*flush)(void *io, int waiting);
     /* Has a worker call swiftws_bridge_timer_fired(baton) after `delay_us`
-     * microseconds (ap_mpm_register_timed_callback). Any thread. Returns 0,
-     * or -1 if the MPM refused (the baton is not called). */
+     * microseconds (ap_mpm_register_timed_callback; the bridge passes 0 and
+     * keeps later deadlines itself, see DeadlineTicker.swift). Any thread.
+     * Returns 0, or -1 if the MPM refused (the baton is not called). */
     int (*schedule_timer)(long delay_us, void *baton);
     /* Shuts the socket down both ways, so the MPM resumes the connection
      * at once and finds it closed. */

@@ -39,6 +39,10 @@ final class Outbox: Sendable {
     /// Whether the connection still accepts messages.
     var isOpen: Bool { state.withLock { $0.isOpen } }
 
+    /// Whether a send was refused for lack of room, without taking the
+    /// queue: a parked connection looks while its socket is still full.
+    var hasOverflowed: Bool { state.withLock { $0.overflowed } }
+
     /// Queues `item`. Returns whether the owner must be woken (it was not
     /// already); throws when the connection is closed or too far behind.
     func enqueue(_ item: Item) throws(WebSocketError) -> Bool {

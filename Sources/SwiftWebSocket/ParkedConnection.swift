@@ -230,11 +230,17 @@ package final class ParkedConnection: @unchecked Sendable {
     }
 
     /// Writes what the handler and other threads queued, in order, while
-    /// the socket takes it; the rest waits in `undelivered`.
+    /// the socket takes it. What was taken and not written waits in
+    /// `undelivered`; nothing more is taken until it is written, so the
+    /// outbox's bound holds for a client that stopped reading.
     private func deliverQueued() throws {
         guard engine.state == .open, !transportClosed else { return }
-        let (items, overflowed) = transport.outbox.takeAll()
-        undelivered += items
+        if transport.outbox.hasOverflowed {
+            io.log(.info, "more than \(transport.outbox.limit) bytes queued for a slow client; closing with 1008")
+            try startClose(code: .policyViolation, reason: "too slow")
+            return
+        }
+        if undelivered.isEmpty && !outputPending { undelivered = transport.outbox.takeAll().items }
         while !outputPending, !undelivered.isEmpty {
             let item = undelivered.removeFirst()
             switch item {
@@ -245,11 +251,6 @@ package final class ParkedConnection: @unchecked Sendable {
                 return
             }
             outputPending = try io.flush(waiting: false)
-        }
-        if overflowed {
-            io.log(.info, "more than \(transport.outbox.limit) bytes queued for a slow client; closing with 1008")
-            undelivered = []
-            try startClose(code: .policyViolation, reason: "too slow")
         }
     }
 
@@ -316,7 +317,10 @@ package final class ParkedConnection: @unchecked Sendable {
         if let pingSentAt = keepalivePingSentAt {
             if now >= pingSentAt.advanced(by: intervals.pingTimeout) {
                 io.log(.info, "no answer to a keepalive ping within \(keepalive.pingTimeout); closing with 1011")
-                if engine.close(code: .internalError, reason: "keepalive ping timeout") { try? writePendingOutput() }
+                if engine.close(code: .internalError, reason: "keepalive ping timeout") {
+                    try? writePendingOutput()
+                    _ = try? io.flush(waiting: false)
+                }
                 endTransport()
                 return
             }

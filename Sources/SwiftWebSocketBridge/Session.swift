@@ -72,6 +72,7 @@ final class Session {
         if raw.max_message_size > 0 { limits.maxMessageSize = Int(clamping: raw.max_message_size) }
         if raw.max_frame_size > 0 { limits.maxFrameSize = Int(clamping: raw.max_frame_size) }
         if raw.max_fragments > 0 { limits.maxFragmentsPerMessage = Int(clamping: raw.max_fragments) }
+        if raw.outbox_size > 0 { limits.maxQueuedBytes = Int(clamping: raw.outbox_size) }
         return limits
     }
 

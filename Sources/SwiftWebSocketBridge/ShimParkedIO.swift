@@ -50,13 +50,17 @@ final class ShimParkedIO: ParkedConnectionIO, @unchecked Sendable {
         }
     }
 
+    /// Later deadlines go through the `DeadlineTicker`, which registers
+    /// them with the MPM when due.
     func scheduleTimer(after delay: Duration) {
-        let (seconds, attoseconds) = delay.components
-        let microseconds = max(0, seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+        guard delay <= .zero else {
+            DeadlineTicker.shared.schedule(self, after: delay)
+            return
+        }
         // The MPM holds the baton until the timer fires; it keeps this
         // object (not the connection) alive till then.
         let baton = Unmanaged.passRetained(self)
-        if host.schedule_timer(Int(clamping: microseconds), baton.toOpaque()) != 0 {
+        if host.schedule_timer(0, baton.toOpaque()) != 0 {
             baton.release()
             host.log_server(LogLevel.error.rawValue, "the MPM refused a timer; a parked WebSocket may miss a deadline")
         }
