@@ -142,6 +142,16 @@ static void child_stopping(apr_pool_t *pchild, int graceful)
     }
 }
 
+/* The thread that keeps parked connections' deadlines starts with the
+ * child, on an MPM where connections can park. */
+static void child_init(apr_pool_t *pchild, server_rec *s)
+{
+    int can_waitio = 0;
+    if (ap_mpm_query(AP_MPMQ_CAN_WAITIO, &can_waitio) == APR_SUCCESS && can_waitio) {
+        swiftws_bridge_child_init();
+    }
+}
+
 static int is_upgrade_to_websocket(request_rec *r)
 {
     const char *upgrade = apr_table_get(r->headers_in, "Upgrade");
@@ -464,6 +474,7 @@ static void register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(header_parser, NULL, NULL, APR_HOOK_MIDDLE);
     /* First: a WebSocket request is ours whatever r->handler says by now. */

@@ -129,6 +129,10 @@ enum { SWIFTWS_NEXT_INPUT = 0, SWIFTWS_NEXT_OUTPUT = 1, SWIFTWS_NEXT_CLOSED = 2 
  * configuration passes, so the function addresses change. */
 void swiftws_bridge_init(const swiftws_host *host);
 
+/* From child_init where connections can park: starts the thread that keeps
+ * their deadlines. */
+void swiftws_bridge_child_init(void);
+
 /* From the child_stopping hook: every open connection closes with 1001. */
 void swiftws_bridge_child_stopping(void);
 

@@ -11,8 +11,9 @@ import SwiftWebSocket
 /// timer list only when a timer has already expired, so a timer registered
 /// for later waits until something else wakes the listener (up to
 /// `Timeout`). Timers due at once are always run: registering one wakes the
-/// listener. One thread per child process, started on first use (after the
-/// fork); it only sleeps and registers.
+/// listener. One thread per child process, started in child_init (after
+/// the fork, and before any baseline of the child's threads is taken); it
+/// only sleeps and registers.
 final class DeadlineTicker: @unchecked Sendable {
     static let shared = DeadlineTicker()
 
@@ -48,9 +49,15 @@ final class DeadlineTicker: @unchecked Sendable {
         let nanoseconds = UInt64(max(0, seconds)) &* 1_000_000_000 &+ UInt64(max(0, attoseconds / 1_000_000_000))
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        if !started { started = startThread() }
+        if !started { started = startThread() }  // child_init's attempt failed
         push(Entry(due: Self.now() &+ nanoseconds, connection: connection))
         if heap[0].connection === connection { pthread_cond_signal(changed) }
+    }
+
+    func start() {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if !started { started = startThread() }
     }
 
     private func startThread() -> Bool {
@@ -115,4 +122,9 @@ final class DeadlineTicker: @unchecked Sendable {
         }
         return top
     }
+}
+
+@_cdecl("swiftws_bridge_child_init")
+public func swiftws_bridge_child_init() {
+    DeadlineTicker.shared.start()
 }
