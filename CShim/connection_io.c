@@ -227,23 +227,29 @@ static int host_wait(void *io_, int wake_fd, long timeout_ms)
     return fds[0].revents ? SWIFTWS_WAIT_READABLE : SWIFTWS_WAIT_WOKEN;
 }
 
-static int host_write(void *io_, const void *first, size_t first_length,
-                      const void *second, size_t second_length)
+/* Passes `first` then `second` (either may be empty) down the output
+ * filters as transient buckets, with a FLUSH when `flush`. With the FLUSH
+ * the core output filter writes everything before returning, copying only
+ * what it cannot write at once; a client that stops reading blocks this
+ * for at most SwiftWebSocketWriteTimeout (see swiftws_io_start). Without
+ * it the core writes what the socket takes and keeps the rest
+ * (c->data_in_output_filters), waiting for the socket only when more than
+ * FlushMaxThreshold (64 KiB) would be kept. Returns 0, or -1 when the
+ * client is gone. */
+static int pass_output(swiftws_io *io, const void *first, size_t first_length,
+                       const void *second, size_t second_length, int flush)
 {
-    swiftws_io *io = io_;
     apr_bucket_alloc_t *ba = io->c->bucket_alloc;
     apr_status_t rv;
-    /* Transient buckets: the core output filter writes them out before
-     * ap_pass_brigade returns (the FLUSH asks it to), copying only what it
-     * cannot write at once. A client that stops reading blocks this for at
-     * most SwiftWebSocketWriteTimeout (see swiftws_io_start). */
     if (first_length) {
         APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(first, first_length, ba));
     }
     if (second_length) {
         APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(second, second_length, ba));
     }
-    APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_flush_create(ba));
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_flush_create(ba));
+    }
     rv = ap_pass_brigade(io->c->output_filters, io->out);
     apr_brigade_cleanup(io->out);
     if (rv != APR_SUCCESS || io->c->aborted) {
@@ -251,6 +257,19 @@ static int host_write(void *io_, const void *first, size_t first_length,
         return -1;
     }
     return 0;
+}
+
+static int host_write(void *io_, const void *first, size_t first_length,
+                      const void *second, size_t second_length)
+{
+    return pass_output(io_, first, first_length, second, second_length, 1);
+}
+
+/* A parked connection's writes: never a FLUSH, so they do not wait. */
+static int host_write_buffered(void *io_, const void *first, size_t first_length,
+                               const void *second, size_t second_length)
+{
+    return pass_output(io_, first, first_length, second, second_length, 0);
 }
 
 /* The end of the output filter chain: the core output filter, which the
@@ -264,50 +283,24 @@ static ap_filter_t *core_output_filter(conn_rec *c)
     return f;
 }
 
-/* A parked connection's writes. Without a FLUSH the core output filter
- * writes what the socket takes and keeps the rest (c->data_in_output_filters);
- * it waits for the socket only when more than FlushMaxThreshold (64 KiB)
- * would be kept, bounded by the write timeout. */
-static int host_write_buffered(void *io_, const void *first, size_t first_length,
-                               const void *second, size_t second_length)
-{
-    swiftws_io *io = io_;
-    apr_bucket_alloc_t *ba = io->c->bucket_alloc;
-    apr_status_t rv;
-    if (first_length) {
-        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(first, first_length, ba));
-    }
-    if (second_length) {
-        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_transient_create(second, second_length, ba));
-    }
-    rv = ap_pass_brigade(io->c->output_filters, io->out);
-    apr_brigade_cleanup(io->out);
-    if (rv != APR_SUCCESS || io->c->aborted) {
-        log_io(io, APLOG_DEBUG, rv, "writing to the WebSocket client failed");
-        return -1;
-    }
-    return 0;
-}
-
 /* Writes what the output filters kept: what the socket takes now, or all
  * of it when `waiting` (a FLUSH, bounded by the write timeout). Returns 1
  * while output is pending, 0 when none is, -1 when the client is gone. */
 static int host_flush(void *io_, int waiting)
 {
     swiftws_io *io = io_;
-    apr_status_t rv;
     if (waiting) {
-        APR_BRIGADE_INSERT_TAIL(io->out, apr_bucket_flush_create(io->c->bucket_alloc));
-        rv = ap_pass_brigade(io->c->output_filters, io->out);
-        apr_brigade_cleanup(io->out);
+        if (pass_output(io, NULL, 0, NULL, 0, 1) != 0) {
+            return -1;
+        }
     }
     else {
         ap_filter_t *core = core_output_filter(io->c);
-        rv = core->frec->filter_func.out_func(core, NULL);
-    }
-    if (rv != APR_SUCCESS || io->c->aborted) {
-        log_io(io, APLOG_DEBUG, rv, "writing to the WebSocket client failed");
-        return -1;
+        apr_status_t rv = core->frec->filter_func.out_func(core, NULL);
+        if (rv != APR_SUCCESS || io->c->aborted) {
+            log_io(io, APLOG_DEBUG, rv, "writing to the WebSocket client failed");
+            return -1;
+        }
     }
     return io->c->data_in_output_filters ? 1 : 0;
 }

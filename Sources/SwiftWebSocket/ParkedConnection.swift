@@ -34,7 +34,8 @@ package final class ParkedConnection: @unchecked Sendable {
     private let intervals: Keepalive.Nanoseconds
     private let readBuffer: UnsafeMutableRawBufferPointer
 
-    /// Messages taken from the outbox that wait for the socket to drain.
+    /// Messages taken from the outbox that wait for the socket to drain,
+    /// last first: the next to write is `popLast()`.
     private var undelivered: [Outbox.Item] = []
     private var outputPending = false
     private var transportClosed = false
@@ -240,9 +241,8 @@ package final class ParkedConnection: @unchecked Sendable {
             try startClose(code: .policyViolation, reason: "too slow")
             return
         }
-        if undelivered.isEmpty && !outputPending { undelivered = transport.outbox.takeAll().items }
-        while !outputPending, !undelivered.isEmpty {
-            let item = undelivered.removeFirst()
+        if undelivered.isEmpty && !outputPending { undelivered = transport.outbox.takeAll().items.reversed() }
+        while !outputPending, let item = undelivered.popLast() {
             switch item {
             case .message(let message):
                 try write(message)

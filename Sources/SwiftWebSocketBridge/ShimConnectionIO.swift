@@ -75,12 +75,7 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int? {
-        let count = host.read(try usableIO(), buffer.baseAddress, buffer.count)
-        switch count {
-        case 0...: return count
-        case Int(SWIFTWS_READ_AGAIN): return nil
-        default: throw .transportFailed("read failed")
-        }
+        try readWithoutWaiting(usableIO(), into: buffer)
     }
 
     func wait(timeout: Duration?) throws(WebSocketError) {

@@ -27,12 +27,7 @@ final class ShimParkedIO: ParkedConnectionIO, @unchecked Sendable {
     var isStopping: Bool { ProcessShutdown.isStopping }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int? {
-        let count = host.read(try usableIO(), buffer.baseAddress, buffer.count)
-        switch count {
-        case 0...: return count
-        case Int(SWIFTWS_READ_AGAIN): return nil
-        default: throw .transportFailed("read failed")
-        }
+        try readWithoutWaiting(usableIO(), into: buffer)
     }
 
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(WebSocketError) {

@@ -32,6 +32,8 @@ AsyncRequestWorkerFactor 100
 </Location>
 """
 CONNECTIONS = 200
+# The module's debug lines say which connections parked.
+DEBUG_LOG = "LogLevel warn swiftwebsocket:debug\n"
 
 
 def run(coroutine):
@@ -48,7 +50,7 @@ async def close_all(sockets):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    yield from serve(tmp_path_factory, extra_conf=FEW_THREADS)
+    yield from serve(tmp_path_factory, extra_conf=FEW_THREADS + DEBUG_LOG)
 
 
 def child_threads(server):
@@ -67,8 +69,10 @@ def test_more_open_connections_than_threads_all_echo(server):
         await close_all(sockets)
         return threads
     threads = run(scenario())
-    # 4 workers, the listener, the child's main thread; nothing per connection.
+    # 4 workers, the listener, the deadline thread, the child's main thread;
+    # nothing per connection.
     assert threads <= 8, f"{threads} threads for {CONNECTIONS} connections"
+    assert server.error_log.count("WebSocket parked in the MPM") >= CONNECTIONS
 
 
 def test_broadcast_reaches_every_parked_member(server):
@@ -168,7 +172,7 @@ def test_graceful_restart_closes_parked_connections_with_1001(server_with):
 
 
 def test_event_handlers_run_on_held_threads_on_the_worker_mpm(server_with):
-    server = server_with(mpm="worker")
+    server = server_with(mpm="worker", extra_conf=DEBUG_LOG)
 
     async def scenario():
         async with connect(server.url("/chat")) as alice, connect(server.url("/chat")) as bob:
@@ -176,11 +180,13 @@ def test_event_handlers_run_on_held_threads_on_the_worker_mpm(server_with):
             return await asyncio.wait_for(bob.recv(), 5), await asyncio.wait_for(alice.recv(), 5)
     assert run(scenario()) == ("hi bob", "hi bob")
     assert echoes(server.port)
+    assert "served by handler_echo_wsh.Echo" in server.error_log
     assert "parked in the MPM" not in server.error_log
 
 
 def test_event_handlers_run_on_the_prefork_mpm(server_with):
     # One connection per process: the chat room is per process, so echo only.
-    server = server_with(mpm="prefork")
+    server = server_with(mpm="prefork", extra_conf=DEBUG_LOG)
     assert echoes(server.port)
+    assert "served by handler_echo_wsh.Echo" in server.error_log
     assert "parked in the MPM" not in server.error_log
