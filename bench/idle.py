@@ -137,11 +137,31 @@ async def scenario(server, port, count, tls, label):
             "broadcast_s": broadcast, "missed": missed}
 
 
-def measure(server, port, count, tls, label):
-    baseline = Usage(server).totals()[2]
-    result = asyncio.run(scenario(server, port, count, tls, label))
-    result["rss_per_connection_kib"] = (result["rss_kib"] - baseline) / count
-    return result
+def measure_on_new_httpd(count, tls, label):
+    """A fresh httpd for each run: RSS per connection is measured from its
+    own baseline. (It loads mod_ssl and mod_http2 for wss; mod_http2 starts
+    its own idle worker threads, counted with the MPM's.)"""
+    state = tempfile.mkdtemp(prefix="bench-idle-", dir="/var/tmp")
+    os.chmod(state, 0o755)
+    server = Httpd(state, handler_root=TOP / "bench/handlers", extra_conf=SERVER_CONF, tls=True)
+    server.start("--loglevel", "warn")  # inherits the raised descriptor limit
+    try:
+        baseline = Usage(server).totals()[2]
+        port = server.tls_port if tls else server.port
+        result = asyncio.run(scenario(server, port, count, tls, label))
+        result["rss_per_connection_kib"] = (result["rss_kib"] - baseline) / count
+        return result
+    finally:
+        server.stop()
+        server.assert_no_crash()
+
+
+def print_table(results):
+    print(f"{'':4} {'held':>7} {'httpd threads':>13} {'RSS/idle conn':>13} {'open':>7} {'all echo':>9} "
+          f"{'broadcast to all':>16}")
+    for r in results:
+        print(f"{r['label']:4} {r['connections']:>7,} {r['threads']:>13} {r['rss_per_connection_kib']:>9.1f} KiB "
+              f"{r['opened_s']:>6.2f}s {r['echo_s']:>8.2f}s {r['broadcast_s'] * 1000:>13.1f} ms", flush=True)
 
 
 def main():
@@ -155,29 +175,17 @@ def main():
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(wanted, soft), max(wanted, hard)))
 
-    state = tempfile.mkdtemp(prefix="bench-idle-", dir="/var/tmp")
-    os.chmod(state, 0o755)
-    server = Httpd(state, handler_root=TOP / "bench/handlers", extra_conf=SERVER_CONF, tls=True)
-    # httpd inherits the raised descriptor limit.
-    server.start("--loglevel", "warn")
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    tls.set_alpn_protocols(["http/1.1"])
     results = []
     try:
-        results.append(measure(server, server.port, args.connections, None, "ws"))
-        tls = ssl.create_default_context()
-        tls.check_hostname = False
-        tls.verify_mode = ssl.CERT_NONE
-        tls.set_alpn_protocols(["http/1.1"])
+        results.append(measure_on_new_httpd(args.connections, None, "ws"))
         if args.tls_connections:
-            results.append(measure(server, server.tls_port, args.tls_connections, tls, "wss"))
+            results.append(measure_on_new_httpd(args.tls_connections, tls, "wss"))
     finally:
-        server.stop()
-        server.assert_no_crash()
-
-    print(f"{'':4} {'held':>7} {'httpd threads':>13} {'RSS/idle conn':>13} {'open':>7} {'all echo':>9} "
-          f"{'broadcast to all':>16}")
-    for r in results:
-        print(f"{r['label']:4} {r['connections']:>7,} {r['threads']:>13} {r['rss_per_connection_kib']:>9.1f} KiB "
-              f"{r['opened_s']:>6.2f}s {r['echo_s']:>8.2f}s {r['broadcast_s'] * 1000:>13.1f} ms")
+        print_table(results)
     failures = [r for r in results if r["wrong_echoes"] or r["missed"]]
     for r in failures:
         print(f"{r['label']}: {r['wrong_echoes']} wrong echoes, {r['missed']} missed the broadcast")
