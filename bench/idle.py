@@ -31,7 +31,7 @@ import time
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "Tests/integration"))
-from conftest import Httpd, Usage  # noqa: E402
+from conftest import Httpd, Usage, settled_usage  # noqa: E402
 
 # One child, 64 workers. AsyncRequestWorkerFactor lets the child accept
 # far more connections than it has threads (the MPM stops accepting past
@@ -150,6 +150,11 @@ def measure_on_new_httpd(count, tls, label):
         port = server.tls_port if tls else server.port
         result = asyncio.run(scenario(server, port, count, tls, label))
         result["rss_per_connection_kib"] = (result["rss_kib"] - baseline) / count
+        # The closes finish before httpd stops: an immediate `stop` while
+        # thousands of connections close has crashed the child in the event
+        # MPM's close_worker_sockets, which reads a worker's socket as that
+        # worker may be freeing it (a core dump's reading, not proven).
+        settled_usage(server, timeout=60)
         return result
     finally:
         server.stop()
