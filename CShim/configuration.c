@@ -5,6 +5,7 @@
 
 #include <errno.h>
 
+#include "broker.h"
 #include "handler_registry.h"
 
 extern module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
@@ -104,6 +105,47 @@ static const char *set_map_file(cmd_parms *cmd, void *dummy, const char *arg)
 static const char *set_allow_outside_root(cmd_parms *cmd, void *dummy, int on)
 {
     server_config(cmd)->allow_outside_root = on;
+    return NULL;
+}
+
+/* ---- Named groups across processes (main server only: one set of broker
+ * connections per child) ---- */
+
+static const char *set_brokers(cmd_parms *cmd, void *dummy, int argc, char *const argv[])
+{
+    swiftws_server_config *conf = server_config(cmd);
+    const char *error = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int i;
+    if (error) {
+        return error;
+    }
+    if (argc == 0) {
+        return apr_psprintf(cmd->pool, "%s needs at least one redis:// or unix: URL", cmd->cmd->name);
+    }
+    conf->brokers = apr_array_make(cmd->pool, argc, sizeof(swiftws_broker_address));
+    for (i = 0; i < argc; i++) {
+        swiftws_broker_address *address = apr_array_push(conf->brokers);
+        error = swiftws_parse_broker_url(cmd->pool, argv[i], address);
+        if (error) {
+            return apr_psprintf(cmd->pool, "%s: \"%s\" %s", cmd->cmd->name, argv[i], error);
+        }
+    }
+    return NULL;
+}
+
+static const char *set_broker_prefix(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *error = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *c;
+    if (error) {
+        return error;
+    }
+    for (c = arg; *c; c++) {
+        if (apr_isspace(*c) || apr_iscntrl(*c)) {
+            return apr_psprintf(cmd->pool, "%s: \"%s\" has a space or control character", cmd->cmd->name, arg);
+        }
+    }
+    server_config(cmd)->broker_prefix = arg;
     return NULL;
 }
 
@@ -229,6 +271,12 @@ const command_rec swiftws_commands[] = {
                   "File of \"alias-path existing-path\" lines: more resource paths for loaded handlers"),
     AP_INIT_FLAG("SwiftWebSocketAllowHandlersOutsideRoot", set_allow_outside_root, NULL, RSRC_CONF,
                  "Load handlers whose canonical path (through symlinks) is outside the root (default Off)"),
+    AP_INIT_TAKE_ARGV("SwiftWebSocketBroker", set_brokers, NULL, RSRC_CONF,
+                      "Redis servers that carry named WebSocketGroups between processes and servers: "
+                      "redis://[:password@]host[:port][/db] or unix:/path ...; groups are spread over them "
+                      "by a hash of their name (default: none, named groups reach one process)"),
+    AP_INIT_TAKE1("SwiftWebSocketBrokerPrefix", set_broker_prefix, NULL, RSRC_CONF,
+                  "Prefix of the brokers' channel names, so sites can share a Redis (default swiftws:)"),
     AP_INIT_TAKE_ARGV("SwiftWebSocketAllowedOrigins", set_allowed_origins, NULL, CONNECTION_CONF,
                       "Origins admitted (403 otherwise): scheme://host[:port] ..., \"none\" for requests "
                       "without Origin, \"*\" for any (default: any)"),

@@ -21,7 +21,12 @@ typedef struct {
     const char *map_file;         /* absolute path, NULL when unset */
     int allow_outside_root;       /* -1 unset, 0, 1 */
     apr_hash_t *handlers;         /* resource -> handler type, built in post_config */
+    /* The main server's only (GLOBAL_ONLY): */
+    apr_array_header_t *brokers;  /* of swiftws_broker_address; NULL: named groups stay per process */
+    const char *broker_prefix;    /* NULL: the default */
 } swiftws_server_config;
+
+#define SWIFTWS_DEFAULT_BROKER_PREFIX "swiftws:"
 
 typedef struct {
     swiftws_connection_options options;

@@ -1,4 +1,5 @@
 #include "connection_io.h"
+#include "broker.h"
 
 #include "http_config.h"
 #include "http_connection.h"
@@ -351,5 +352,6 @@ static void host_add_response_header(void *io_, const char *name, const char *va
 
 const swiftws_host swiftws_host_services = {
     host_read, host_wait, host_write, host_log, host_log_level, host_log_server,
-    host_add_response_header, host_write_buffered, host_flush, host_schedule_timer, host_shutdown
+    host_add_response_header, host_write_buffered, host_flush, host_schedule_timer, host_shutdown,
+    swiftws_broker_publish, swiftws_broker_subscribe, swiftws_broker_unsubscribe
 };

@@ -39,6 +39,7 @@
 #include "apr_sha1.h"
 #include "apr_strings.h"
 
+#include "broker.h"
 #include "configuration.h"
 #include "connection_io.h"
 #include "handler_registry.h"
@@ -142,14 +143,23 @@ static void child_stopping(apr_pool_t *pchild, int graceful)
     }
 }
 
-/* The thread that keeps parked connections' deadlines starts with the
- * child, on an MPM where connections can park. */
+/* The threads of a child start with it, never in the parent (httpd forks
+ * after configuring): the one that keeps parked connections' deadlines, on
+ * an MPM where connections can park, and the brokers' for named groups. */
 static void child_init(apr_pool_t *pchild, server_rec *s)
 {
-    int can_waitio = 0;
+    swiftws_server_config *conf = ap_get_module_config(s->module_config, &swiftwebsocket_module);
+    swiftws_dir_config *defaults = ap_get_module_config(s->lookup_defaults, &swiftwebsocket_module);
+    int can_waitio = 0, max_children = 1;
     if (ap_mpm_query(AP_MPMQ_CAN_WAITIO, &can_waitio) == APR_SUCCESS && can_waitio) {
         swiftws_bridge_child_init();
     }
+    ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &max_children);
+    if (conf->brokers) {
+        swiftws_brokers_start(pchild, s, conf->brokers,
+                              conf->broker_prefix ? conf->broker_prefix : SWIFTWS_DEFAULT_BROKER_PREFIX);
+    }
+    swiftws_bridge_groups_init(conf->brokers != NULL, defaults->options.max_message_size, max_children);
 }
 
 static int is_upgrade_to_websocket(request_rec *r)

@@ -1,22 +1,31 @@
 import SwiftWebSocket
 
-/// A chat room: every message goes to every connection on /chat in this
-/// httpd process, the sender's included. Event-style: members wait in the
-/// event MPM without a thread, and `broadcast` queues the message for each
-/// (never waiting for a slow one).
+/// Chat rooms: every message goes to every member of the sender's room,
+/// the sender included. The room comes from the query (`/chat?room=lobby`;
+/// without one, "lobby"). Each room is a named group: with
+/// `SwiftWebSocketBroker` set its members may be on any child of any httpd
+/// sharing the broker, and all see one order; without one, a room holds
+/// the members of one process. Event-style: members wait in the event MPM
+/// without a thread, and `broadcast` never waits for a slow one.
 struct Chat: WebSocketEventHandler {
-    static let room = WebSocketGroup()
+    var room = WebSocketGroup(named: "lobby")
 
-    func onOpen(_ connection: WebSocketConnection) {
-        Self.room.join(connection)
-        connection.logger.debug("joined the chat", metadata: ["members": "\(Self.room.count)"])
+    mutating func extraHandshake(_ request: UpgradeRequest, response: inout UpgradeResponse) throws {
+        if let name = request.queryParameter("room"), !name.isEmpty {
+            room = WebSocketGroup(named: name)
+        }
     }
 
-    func onMessage(_ message: Message, from connection: WebSocketConnection) {
-        Self.room.broadcast(message)
+    func onOpen(_ connection: WebSocketConnection) {
+        room.join(connection)
+        connection.logger.debug("joined the chat", metadata: ["room": "\(room.name ?? "")", "members here": "\(room.count)"])
+    }
+
+    func onMessage(_ message: Message, from connection: WebSocketConnection) throws {
+        try room.broadcast(message)
     }
 
     func onClose(_ connection: WebSocketConnection, code: CloseCode, reason: String) {
-        Self.room.leave(connection)
+        room.leave(connection)
     }
 }

@@ -117,7 +117,22 @@ typedef struct swiftws_host {
     /* Shuts the socket down both ways, so the MPM resumes the connection
      * at once and finds it closed. */
     void (*shutdown)(void *io);
+
+    /* Named groups over the brokers of SwiftWebSocketBroker (broker.c). Any
+     * thread; none of them waits for a broker. */
+
+    /* Queues `payload` for the group's channel. SWIFTWS_PUBLISH_SENT: it
+     * comes back through the channel to every subscribed process, this one
+     * included. SWIFTWS_PUBLISH_LOCAL: the broker is unreachable or too far
+     * behind (counted, logged once per episode); the caller delivers to
+     * this process's members itself. */
+    int (*broker_publish)(const char *group, size_t group_length, const void *payload, size_t length);
+    /* This process has its first member of the group / lost its last. */
+    void (*broker_subscribe)(const char *group, size_t length);
+    void (*broker_unsubscribe)(const char *group, size_t length);
 } swiftws_host;
+
+enum { SWIFTWS_PUBLISH_SENT = 0, SWIFTWS_PUBLISH_LOCAL = 1 };
 
 /* What a parked connection waits for next (swiftws_session_open_parked,
  * swiftws_session_resume). */
@@ -132,6 +147,16 @@ void swiftws_bridge_init(const swiftws_host *host);
 /* From child_init where connections can park: starts the thread that keeps
  * their deadlines. */
 void swiftws_bridge_child_init(void);
+
+/* From child_init: whether named groups go through brokers (else they
+ * stay in the process), the largest message they may carry (the server's
+ * SwiftWebSocketMaxMessageSize, -1 for the engine's default), and how many
+ * child processes the MPM may run (a warning names SwiftWebSocketBroker
+ * when named groups are used without one and this is more than 1). */
+void swiftws_bridge_groups_init(int has_broker, int64_t max_message_size, int max_children);
+
+/* A message on a named group's channel, from the broker thread. */
+void swiftws_bridge_group_message(const char *group, size_t group_length, const void *payload, size_t length);
 
 /* From the child_stopping hook: every open connection closes with 1001. */
 void swiftws_bridge_child_stopping(void);

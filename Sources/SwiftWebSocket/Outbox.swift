@@ -48,8 +48,7 @@ final class Outbox: Sendable {
     func enqueue(_ item: Item) throws(WebSocketError) -> Bool {
         let size: Int
         switch item {
-        case .message(.text(let text)): size = text.utf8.count
-        case .message(.binary(let bytes)): size = bytes.count
+        case .message(let message): size = message.byteCount
         case .close: size = 0
         }
         return try state.withLock { state throws(WebSocketError) in

@@ -43,6 +43,22 @@ public struct UpgradeRequest: Sendable {
         return headers.filter { $0.name.lowercased() == wanted }.map(\.value)
     }
 
+    /// The query's parameters (`room=lobby&since=5`) in order, names and
+    /// values %-decoded with "+" as a space (HTML form encoding). A pair
+    /// without "=" has an empty value.
+    public var queryParameters: [(name: String, value: String)] {
+        guard let query else { return [] }
+        return query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (HTTPSyntax.formDecoded(parts[0]), parts.count > 1 ? HTTPSyntax.formDecoded(parts[1]) : "")
+        }
+    }
+
+    /// The value of the first query parameter named `name`, if present.
+    public func queryParameter(_ name: String) -> String? {
+        queryParameters.first { $0.name == name }?.value
+    }
+
     /// The `Origin` header, if sent (browsers always send it).
     public var origin: String? { header("Origin") }
 

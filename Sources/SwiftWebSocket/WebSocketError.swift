@@ -13,6 +13,10 @@ public enum WebSocketError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A whole message, or a fragment of another type, was sent while a
     /// message sent with `sendFragment` was unfinished.
     case fragmentedMessageInProgress
+    /// A broadcast to a named group was larger than the largest message the
+    /// server accepts (`SwiftWebSocketMaxMessageSize`, `limit` bytes): it
+    /// went to no one.
+    case messageTooBig(limit: Int)
 
     public var description: String {
         switch self {
@@ -21,6 +25,7 @@ public enum WebSocketError: Error, Equatable, Sendable, CustomStringConvertible 
         case .wrongThread: return "WebSocket used from a thread other than its handler's for what only that thread may do"
         case .peerTooSlow: return "the peer reads too slowly; it is being disconnected"
         case .fragmentedMessageInProgress: return "a fragmented message is still being sent"
+        case .messageTooBig(let limit): return "the message is larger than the \(limit) bytes a group's broadcast may carry"
         }
     }
 }

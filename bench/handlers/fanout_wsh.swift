@@ -12,7 +12,7 @@ struct Fanout: WebSocketEventHandler {
 
     func onMessage(_ message: Message, from connection: WebSocketConnection) throws {
         if case .text(let text) = message, text.hasPrefix("broadcast:") {
-            Self.everyone.broadcast(message)
+            try Self.everyone.broadcast(message)
         } else {
             try connection.send(message)
         }
