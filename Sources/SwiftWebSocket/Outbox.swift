@@ -11,6 +11,8 @@ import Synchronization
 final class Outbox: Sendable {
     enum Item: Sendable {
         case message(Message)
+        /// A broadcast's message, the same object in every member's outbox.
+        case shared(SharedMessage)
         case close(CloseCode, reason: String)
     }
 
@@ -49,6 +51,7 @@ final class Outbox: Sendable {
         let size: Int
         switch item {
         case .message(let message): size = message.byteCount
+        case .shared(let shared): size = shared.message.byteCount
         case .close: size = 0
         }
         return try state.withLock { state throws(WebSocketError) in

@@ -246,6 +246,8 @@ package final class ParkedConnection: @unchecked Sendable {
             switch item {
             case .message(let message):
                 try write(message)
+            case .shared(let shared):
+                try write(shared)
             case .close(let code, let reason):
                 try startClose(code: code.isValidOnWire ? code : .normalClosure, reason: reason)
                 return
@@ -255,11 +257,19 @@ package final class ParkedConnection: @unchecked Sendable {
     }
 
     private func write(_ message: Message) throws {
-        switch message {
-        case .text(var text):
-            try text.withUTF8 { bytes in try write(.text, UnsafeRawBufferPointer(bytes)) }
-        case .binary(let bytes):
-            try bytes.withUnsafeBytes { bytes in try write(.binary, bytes) }
+        try message.withPayload { payload in try write(message.opcode, payload) }
+    }
+
+    private func write(_ shared: SharedMessage) throws {
+        guard let frame = engine.prepareShared(shared) else { return }
+        if intervals.idleTimeout != nil { lastMessage = .now }  // read only for the idle timeout
+        try writePendingOutput()
+        try frame.header.withUnsafeBytes { header in
+            if let compressed = frame.compressedPayload {
+                try compressed.withUnsafeBytes { body in try io.write(header, body) }
+            } else {
+                try shared.message.withPayload { body in try io.write(header, body) }
+            }
         }
     }
 
@@ -419,6 +429,10 @@ private final class ParkedTransport: MessageTransport {
 
     func send(_ message: Message) throws {
         try enqueue(.message(message))
+    }
+
+    func send(_ shared: SharedMessage) throws {
+        try enqueue(.shared(shared))
     }
 
     func requestClose(code: CloseCode, reason: String) {

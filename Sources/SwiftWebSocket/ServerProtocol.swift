@@ -425,6 +425,32 @@ public struct ServerProtocol {
                              isCompressed: false)
     }
 
+    /// A frame of a broadcast's message (`SharedMessage`): its header, then
+    /// `compressedPayload` when set, else the message's own bytes.
+    package struct SharedFrame {
+        package var header: EncodedFrameHeader
+        package var compressedPayload: [UInt8]?
+    }
+
+    /// Frames a broadcast's message as `prepareMessage` would, with the
+    /// compressed form the message made once for every connection that
+    /// compresses with the same parameters. That form refers to nothing
+    /// before it; the client's window now holds bytes our compressor never
+    /// saw, so its context is dropped and the next message starts afresh.
+    package mutating func prepareShared(_ shared: SharedMessage) -> SharedFrame? {
+        guard state == .open, outgoingFragments == nil else { return nil }
+        let opcode = shared.message.opcode, count = shared.message.byteCount
+        if let compression, count >= compression.minimumSize,
+           let payload = shared.compressedPayload(CompressorParameters(compression)) {
+            deflater = nil
+            let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
+                                            payloadLength: payload.count)
+            return SharedFrame(header: header, compressedPayload: payload)
+        }
+        return SharedFrame(header: EncodedFrameHeader(fin: true, opcode: opcode, payloadLength: count),
+                           compressedPayload: nil)
+    }
+
     /// Frames the next fragment of a message sent as it is produced: the
     /// first call starts it with `opcode`, later ones continue it (nil if
     /// their `opcode` differs), the one with `isFinal` ends it. With

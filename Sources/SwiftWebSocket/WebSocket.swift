@@ -219,6 +219,13 @@ public final class WebSocket: @unchecked Sendable {
         try sendAsOwner(message)
     }
 
+    /// A broadcast's message: the same from any thread as `send(_:)`.
+    package func send(_ shared: SharedMessage) throws {
+        guard try isOwner(orQueue: .shared(shared)) else { return }
+        try deliverQueued()
+        try sendAsOwner(shared)
+    }
+
     public func send(text: String) throws {
         try send(.text(text))
     }
@@ -317,6 +324,8 @@ public final class WebSocket: @unchecked Sendable {
             switch item {
             case .message(let message):
                 try sendAsOwner(message)
+            case .shared(let shared):
+                try sendAsOwner(shared)
             case .close(let code, let reason):
                 try closeAsOwner(code: code, reason: reason)
                 return
@@ -329,11 +338,20 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     private func sendAsOwner(_ message: Message) throws {
-        switch message {
-        case .text(var text):
-            try text.withUTF8 { bytes in try sendMessage(.text, UnsafeRawBufferPointer(bytes)) }
-        case .binary(let bytes):
-            try bytes.withUnsafeBytes { bytes in try sendMessage(.binary, bytes) }
+        try message.withPayload { payload in try sendMessage(message.opcode, payload) }
+    }
+
+    private func sendAsOwner(_ shared: SharedMessage) throws {
+        guard engine.fragmentedMessageOpcode == nil else { throw WebSocketError.fragmentedMessageInProgress }
+        guard !transportClosed, let frame = engine.prepareShared(shared) else { throw WebSocketError.closed }
+        if intervals.idleTimeout != nil { lastMessage = .now }  // read only for the idle timeout
+        try flushPendingOutput()
+        try frame.header.withUnsafeBytes { header in
+            if let compressed = frame.compressedPayload {
+                try compressed.withUnsafeBytes { body in try write(header, body) }
+            } else {
+                try shared.message.withPayload { body in try write(header, body) }
+            }
         }
     }
 

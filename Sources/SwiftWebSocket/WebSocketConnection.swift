@@ -30,6 +30,10 @@ public final class WebSocketConnection: Sendable {
         try transport.send(message)
     }
 
+    package func send(_ shared: SharedMessage) throws {
+        try transport.send(shared)
+    }
+
     public func send(text: String) throws {
         try send(.text(text))
     }
@@ -51,6 +55,7 @@ public final class WebSocketConnection: Sendable {
 package protocol MessageTransport: AnyObject, Sendable {
     var isOpen: Bool { get }
     func send(_ message: Message) throws
+    func send(_ shared: SharedMessage) throws
     /// Starts the closing handshake, or queues it for the driving thread.
     func requestClose(code: CloseCode, reason: String)
 }

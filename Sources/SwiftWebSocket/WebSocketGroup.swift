@@ -104,6 +104,14 @@ public protocol MessageRecipient: AnyObject, Sendable {
 extension WebSocket: MessageRecipient {}
 extension WebSocketConnection: MessageRecipient {}
 
+/// A recipient that takes a broadcast's message as one shared object.
+protocol SharedMessageRecipient {
+    func send(_ shared: SharedMessage) throws
+}
+
+extension WebSocket: SharedMessageRecipient {}
+extension WebSocketConnection: SharedMessageRecipient {}
+
 /// One group's members in this process.
 struct GroupMembers {
     private var members: [ObjectIdentifier: any MessageRecipient] = [:]
@@ -124,14 +132,21 @@ struct GroupMembers {
         members.removeValue(forKey: ObjectIdentifier(member)) != nil
     }
 
-    /// Queues `message` for each recipient; `drop` is called for those that
-    /// refused it (closed, or too far behind). Returns how many took it.
+    /// Queues `message` for each recipient, framed and compressed once for
+    /// all (`SharedMessage`) where the recipient is one of ours; `drop` is
+    /// called for those that refused it (closed, or too far behind).
+    /// Returns how many took it.
     static func deliver(_ message: Message, to recipients: [any MessageRecipient],
                         drop: (any MessageRecipient) -> Void) -> Int {
+        let shared = SharedMessage(message)
         var delivered = 0
         for member in recipients {
             do {
-                try member.send(message)
+                if let member = member as? any SharedMessageRecipient {
+                    try member.send(shared)
+                } else {
+                    try member.send(message)
+                }
                 delivered += 1
             } catch {
                 drop(member)

@@ -280,6 +280,32 @@ def test_a_killed_child_leaves_redis_and_the_others_keep_delivering(tmp_path_fac
         server.stop()
 
 
+def test_members_compressing_with_different_parameters_all_decode_every_broadcast(server, redis):
+    # Each child compresses a broadcast once per parameter set and shares
+    # it between its members; with context takeover each member's own
+    # compressor must then start afresh.
+    from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+    room = new_room()
+    offers = [{}, {"compression": None, "extensions": [ClientPerMessageDeflateFactory(server_max_window_bits=10)]},
+              {"compression": None, "extensions": [ClientPerMessageDeflateFactory(server_no_context_takeover=True)]},
+              {"compression": None}]
+
+    async def go():
+        members = []
+        for options in offers * 3:
+            members += await join(server.url(f"/chat?room={room}"), 1, **options)
+        redis.wait_for_subscribers(f"swiftws:{room}", len(wait_for_joins(server, room, len(members))))
+        sent = [f"round {i}: " + "compressible text, " * (20 + i) for i in range(5)]
+        for message in sent:
+            await members[0].send(message)
+        received = await asyncio.gather(*(receive(ws, len(sent)) for ws in members))
+        await close_all(members)
+        return sent, received
+
+    sent, received = run(go())
+    assert all(messages == sent for messages in received)
+
+
 def test_members_over_wss_and_http2_receive_and_a_stalled_reader_is_closed_with_1008(server_with, redis):
     server = server_with(tls=True, extra_conf=broker_conf(redis) + """
 <Location /chat>

@@ -1,0 +1,71 @@
+import Synchronization
+
+/// One broadcast's message on its way to many connections of this process:
+/// each member's outbox holds the same object, so its bytes are held once,
+/// and it is compressed once per set of deflate parameters among the
+/// members (by whichever member's driver needs it first) instead of once
+/// per member.
+///
+/// The compressed form comes from a fresh zlib stream: it refers to nothing
+/// sent before it, so any connection that agreed the same parameters can
+/// send it whatever it sent earlier (`ServerProtocol.prepareShared`).
+package final class SharedMessage: Sendable {
+    package let message: Message
+    /// The compressed payloads made so far; nil where zlib failed.
+    private let compressed = Mutex<[CompressorParameters: [UInt8]?]>([:])
+
+    package init(_ message: Message) {
+        self.message = message
+    }
+
+    /// What a compressed frame of this message carries for connections
+    /// compressing with `parameters`; nil when zlib failed (the message
+    /// then goes out uncompressed).
+    func compressedPayload(_ parameters: CompressorParameters) -> [UInt8]? {
+        compressed.withLock { made in
+            if let payload = made[parameters] { return payload }
+            let payload = compress(with: parameters)
+            made[parameters] = payload
+            return payload
+        }
+    }
+
+    private func compress(with parameters: CompressorParameters) -> [UInt8]? {
+        guard let deflater = Deflater(windowBits: parameters.windowBits, memoryLevel: parameters.memoryLevel,
+                                      level: parameters.level) else { return nil }
+        var payload: [UInt8] = []
+        let compressed = message.withPayload { bytes in deflater.compress(bytes, into: &payload) }
+        return compressed ? payload : nil
+    }
+}
+
+/// What decides the bytes a compressor makes: connections that agree on
+/// these can share a message's compressed form.
+struct CompressorParameters: Hashable {
+    var windowBits: Int
+    var memoryLevel: Int
+    var level: Int
+
+    init(_ compression: PerMessageDeflate) {
+        windowBits = compression.serverWindowBits
+        memoryLevel = compression.memoryLevel
+        level = compression.compressionLevel
+    }
+}
+
+extension Message {
+    var opcode: Opcode {
+        switch self {
+        case .text: .text
+        case .binary: .binary
+        }
+    }
+
+    /// Runs `body` over the payload's bytes (a text's UTF-8).
+    func withPayload<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        switch self {
+        case .text(var text): try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+        case .binary(let bytes): try bytes.withUnsafeBytes(body)
+        }
+    }
+}
