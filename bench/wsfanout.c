@@ -25,6 +25,11 @@
  * subscribes, after the 101. Prints one JSON object; exit status 0 when
  * every message reached every member of its room exactly once, 1 when not
  * (the JSON's "error" says what went wrong), 2 on a usage or system error.
+ * On its standard error it says "wsfanout: joined" once everyone is in (and
+ * waits half a second before it publishes) and, in rooms mode, "wsfanout:
+ * published" when the publishing (and waiting for its last receipts) is
+ * over: at the two, a caller reads the counters of the server and its
+ * broker that belong to the publishing alone.
  * Every wait has a deadline, so a server that does not deliver ends the run
  * instead of hanging it.
  */
@@ -56,6 +61,9 @@
 #define DEADLINE_SECONDS(members) (5.0 + (members) / 1000.0)
 #define WARMUP_RESEND_SECONDS 0.5
 #define ROUND_GAP_SECONDS 0.02  /* lets the last round's work finish first */
+/* After "joined": the caller reads its counters meanwhile, not during the
+ * first measured message. */
+#define JOINED_PAUSE_SECONDS 0.5
 #define DRAIN_SECONDS 3.0       /* for late receipts after the last publish */
 #define PAYLOAD_SIZE 128        /* above the module's deflate threshold (64 B) */
 #define MESSAGE_ROOM 1024       /* a member's received message, compressed or not */
@@ -588,13 +596,16 @@ static int round_complete(void) { return round_received == member_count; }
 static double last_warmup_sent;
 
 /* Sends a warm-up from the first member of every room some member of which
- * has had none yet; again every WARMUP_RESEND_SECONDS. */
+ * has had none yet; again every WARMUP_RESEND_SECONDS. Room 0 goes first,
+ * alone: a server that mixes rooms shows it with one message's fan-out, not
+ * with every room's message sent to every member. */
 static double warm_up(double t)
 {
     int r;
     if (t - last_warmup_sent < WARMUP_RESEND_SECONDS) return last_warmup_sent + WARMUP_RESEND_SECONDS;
     for (r = 0; r < (room_count ? room_count : 1); r++) {
         member *first = &members[r * members_per_room];
+        if (r > 0 && warmed_in_room[0] < members_per_room) break;
         if (warmed_in_room[r] < members_per_room && first->phase == JOINED) publish(first, 0);
     }
     last_warmup_sent = t;
@@ -657,6 +668,8 @@ static int join_everyone(double *connect_seconds, double *warmup_seconds)
                  member_count - warmed_count, member_count, DEADLINE_SECONDS(member_count), gone_count);
         return -1;
     }
+    fprintf(stderr, "wsfanout: joined\n");
+    run_loop(now() + JOINED_PAUSE_SECONDS, NULL, NULL);
     return 0;
 }
 
@@ -736,9 +749,6 @@ static int rooms(double rate, double seconds)
     latencies = malloc(sizeof(double) * (size_t)(publishes_planned * members_per_room + 1));
     if (!receipts || !latencies) fail("malloc");
     if (joined) {
-        /* The caller may read the server's and the broker's counters here
-         * and at the end: between the two is the publishing alone. */
-        fprintf(stderr, "wsfanout: publishing\n");
         publish_rate = rate;
         publish_from = now();
         publish_until = publish_from + seconds;
