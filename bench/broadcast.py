@@ -56,6 +56,7 @@ TRIVIAL_FANOUT = TOP / "build/trivial_fanout"
 # One named group (the examples' /chat takes its room from the query).
 BROADCAST_PATH = "/chat?room=lobby"
 ROOMS_PATH = "/chat"
+COLUMNS = ("brokered", "local", "trivial")
 
 # Four children of 64 threads; the fifth slot is for a child replacing one
 # that is stopping. The event MPM accepts past its threads up to
@@ -378,9 +379,6 @@ def targets(values, rows, rate):
     return found
 
 
-COLUMNS = ("brokered", "local", "trivial")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", default="1000,10000", help="N for the last-delivery rows")
@@ -392,6 +390,9 @@ def main():
     parser.add_argument("--results", default=str(TOP / "bench/results"))
     options = parser.parse_args()
 
+    unknown = set(options.servers.split(",")) - set(COLUMNS)
+    if unknown:
+        parser.error(f"no such server: {', '.join(sorted(unknown))}")
     chosen = [key for key in COLUMNS if key in options.servers.split(",")]
     rows = []
     for members in (int(n) for n in options.members.split(",") if n):
@@ -439,6 +440,10 @@ def main():
           "xN: how many times longer the first column's time is than the second's.")
     for line in targets(values, rows, options.rate):
         print(f"Target: {line}")
+    for (label, key), figure in results.items():
+        if "redis" in figure and "us_per_delivered" not in figure["redis"]:
+            print(f"Redis CPU per delivered message, {label}: no PUBLISH to a subscribed channel seen "
+                  f"(pattern subscriptions are not counted): {figure['redis']}")
     for (label, key), figure in results.items():
         if "members_per_child" in figure and key == "brokered":
             print(f"Members per child, {label}: {', '.join(map(str, figure['members_per_child']))}")

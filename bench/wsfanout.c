@@ -102,7 +102,7 @@ typedef struct {
     char magic[4];
     uint32_t room;
     uint32_t sequence;           /* 0: warm-up; broadcast rounds and rooms' publishes count from 1 */
-    uint32_t unused;
+    uint32_t padding;            /* sent_ns aligned, and every byte set */
     uint64_t sent_ns;
 } stamp;
 
@@ -245,7 +245,7 @@ static void publish(member *m, uint32_t sequence)
     memcpy(s.magic, magic, 4);
     s.room = (uint32_t)m->room;
     s.sequence = sequence;
-    s.unused = 0;
+    s.padding = 0;
     fill_words(payload, sizeof(s), PAYLOAD_SIZE);
     s.sent_ns = now_ns();
     memcpy(payload, &s, sizeof(s));
