@@ -9,6 +9,9 @@
 #   make bench        the module side by side with hummingbird-websocket, websockets
 #                     and pywebsocket3 (installs and builds them); BENCH_ARGS= for options
 #   make bench-idle   10,000 idle WebSockets (1,000 wss) on 64 threads, broadcast to all
+#   make bench-broadcast  one message to 1,000 and 10,000 members across 4 children
+#                     through Redis, beside one child and a trivial C fan-out; rooms
+#                     latency, Redis CPU (installs redis-server); BENCH_BROADCAST_ARGS=
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
 #   make fuzz         libFuzzer targets over the engine (Fuzz/), FUZZ_SECONDS (300) each
 #   make sanitize     engine tests under AddressSanitizer, cross-thread ones under ThreadSanitizer
@@ -43,7 +46,7 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 PREFIX ?= /usr/local
 SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
 
-.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench bench-idle soak fuzz sanitize
+.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench bench-idle bench-broadcast soak fuzz sanitize
 
 all: deps $(MODULE) $(EXAMPLES)
 
@@ -85,15 +88,23 @@ BENCH_HANDLERS := $(patsubst %.swift,%.so,$(wildcard bench/handlers/*_wsh.swift)
 bench/handlers/%_wsh.so: bench/handlers/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<
 
-# The benchmark's load generator and the trivial server that shows its
-# ceiling (bench/*.c; zlib for pre-compressed frames).
-BENCH_TOOLS := $(BUILD)/wsload $(BUILD)/trivial_echo
+# The benchmarks' load generators and the trivial servers that show their
+# ceilings (bench/*.c; zlib for pre-compressed frames).
+BENCH_TOOLS := $(BUILD)/wsload $(BUILD)/trivial_echo $(BUILD)/wsfanout $(BUILD)/trivial_fanout
 
 $(BUILD)/wsload: bench/wsload.c | deps
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lz -lm
 
 $(BUILD)/trivial_echo: bench/trivial_echo.c
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(BUILD)/wsfanout: bench/wsfanout.c | deps
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lz -lm
+
+$(BUILD)/trivial_fanout: bench/trivial_fanout.c
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
@@ -108,6 +119,16 @@ bench: all bench-tools
 # BENCH_IDLE_ARGS="--connections 2000 --tls-connections 200" for a short one.
 bench-idle: all venv $(BENCH_HANDLERS)
 	.venv/bin/python bench/idle.py $(BENCH_IDLE_ARGS)
+
+# One message to every member of a group: 1,000 and 10,000 members over 4
+# children with SwiftWebSocketBroker and a redis-server of its own, beside
+# one child's process-local group and bench/trivial_fanout.c; then 1,000
+# rooms of 10 at 1,000 publishes a second (latency, Redis CPU per delivered
+# message). BENCH_BROADCAST_ARGS="--members 1000 --rounds 5 --rooms 100x10
+# --seconds 2" for a short one.
+bench-broadcast: all bench-tools venv
+	@scripts/install-redis
+	.venv/bin/python bench/broadcast.py $(BENCH_BROADCAST_ARGS)
 
 # Every connection echoes random messages, plain then compressed, some
 # dropped midway; SOAK_ARGS="--connections 100 --messages 100" for a short one.
