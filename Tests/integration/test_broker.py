@@ -265,7 +265,7 @@ def test_a_killed_child_leaves_redis_and_the_others_keep_delivering(tmp_path_fac
             alive = []
             for ws in members:
                 try:
-                    await asyncio.wait_for(ws.ping(), 2)
+                    await asyncio.wait_for(await ws.ping(), 2)  # the pong
                     alive.append(ws)
                 except (ConnectionClosed, asyncio.TimeoutError):
                     pass
