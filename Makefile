@@ -10,6 +10,10 @@
 #                     and pywebsocket3 (installs and builds them); BENCH_ARGS= for options
 #   make bench-idle   10,000 idle WebSockets (1,000 wss) on 64 threads, broadcast to all
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
+#   make deb          build/libapache2-mod-swiftwebsocket_<version>_<arch>.deb and the
+#                     SDK package build/swiftwebsocket-sdk_..., checked by lintian
+#   make test-package installs the .deb in a clean Debian 12 root (debootstrap) and
+#                     echoes through a handler built with the SDK package
 #   make fuzz         libFuzzer targets over the engine (Fuzz/), FUZZ_SECONDS (300) each
 #   make sanitize     engine tests under AddressSanitizer, cross-thread ones under ThreadSanitizer
 #
@@ -43,7 +47,8 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 PREFIX ?= /usr/local
 SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
 
-.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench bench-idle soak fuzz sanitize
+.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench bench-idle soak fuzz sanitize \
+  package-deps deb test-package
 
 all: deps $(MODULE) $(EXAMPLES)
 
@@ -69,13 +74,25 @@ $(ENGINE): $(SWIFT_SOURCES) VERSION | deps
 # Built with the compiler flags apxs reports, directly rather than through
 # libtool, so the module finds the engine next to itself once installed
 # ($$ORIGIN) and in the SDK folder in this tree ($$ORIGIN/sdk/lib).
-$(MODULE): $(SHIM_SOURCES) $(ENGINE)
-	$(CC) -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
+# MODULE_FLAGS: more compiler and linker flags (the package's hardening).
+SHIM_C := CShim/mod_swiftwebsocket.c CShim/configuration.c CShim/connection_io.c CShim/handler_registry.c
+BUILD_MODULE = $(CC) -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
 	  $(shell $(APXS) -q CFLAGS) -I$(shell $(APXS) -q INCLUDEDIR) \
 	  $(shell apr-1-config --cppflags --includes) $(shell apu-1-config --includes) \
 	  -ICShim -ICShim/include -DSWIFTWS_ENGINE_ABI="\"$$(cat $(SDK)/abi)\"" \
-	  CShim/mod_swiftwebsocket.c CShim/configuration.c CShim/connection_io.c CShim/handler_registry.c \
-	  -o $@ -L$(SDK)/lib -lSwiftWebSocket -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
+	  $(MODULE_FLAGS) $(SHIM_C) -L$(SDK)/lib -lSwiftWebSocket
+
+$(MODULE): $(SHIM_SOURCES) $(ENGINE)
+	$(BUILD_MODULE) -o $@ -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
+
+# The packaged module: Debian's build flags (hardening: fortify, relro,
+# bindnow), and the engine with the Swift runtime in swiftwebsocket/ next
+# to it, where the package puts them.
+DEB_MODULE := $(BUILD)/deb/mod_swiftwebsocket.so
+$(DEB_MODULE): MODULE_FLAGS = $(foreach f,CPPFLAGS CFLAGS LDFLAGS,$(shell DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get $(f)))
+$(DEB_MODULE): $(SHIM_SOURCES) $(ENGINE) | package-deps
+	@mkdir -p $(@D)
+	$(BUILD_MODULE) -o $@ -Wl,-rpath,'$$ORIGIN/swiftwebsocket'
 
 examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<
@@ -172,6 +189,23 @@ install: all
 	install -m 644 apache-conf/swiftwebsocket.load apache-conf/swiftwebsocket.conf \
 	  $(DESTDIR)$(SYSCONFDIR)/mods-available/
 	@echo "Installed. Enable with: a2enmod swiftwebsocket, then set SwiftWebSocketHandlerRoot."
+
+package-deps:
+	@scripts/install-package-deps
+
+# build/libapache2-mod-swiftwebsocket_$(VERSION)_<arch>.deb (the module, the
+# engine and the Swift runtime it needs) and build/swiftwebsocket-sdk_...deb
+# (swiftwebsocket-build and the Swift modules, for the machine that builds
+# handlers), made with dpkg-shlibdeps, dpkg-gencontrol and dpkg-deb from
+# packaging/debian; lintian checks both.
+deb: all $(DEB_MODULE) package-deps
+	@scripts/make-deb
+
+# Installs the package in a clean Debian 12 root (debootstrap, cached in
+# build/package-test/) as an administrator would and echoes through a
+# handler built here with the SDK package; see Tests/package/test_install.sh.
+test-package: deb
+	@Tests/package/test_install.sh
 
 clean:
 	rm -rf $(BUILD) examples/*.so .build-asan .build-tsan
