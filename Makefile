@@ -86,13 +86,13 @@ $(MODULE): $(SHIM_SOURCES) $(ENGINE)
 	$(BUILD_MODULE) -o $@ -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
 
 # The packaged module: Debian's build flags (hardening: fortify, relro,
-# bindnow), and the engine with the Swift runtime in swiftwebsocket/ next
-# to it, where the package puts them.
+# bindnow); scripts/make-deb sets its RUNPATH to where the package puts the
+# engine and the Swift runtime.
 DEB_MODULE := $(BUILD)/deb/mod_swiftwebsocket.so
 $(DEB_MODULE): MODULE_FLAGS = $(foreach f,CPPFLAGS CFLAGS LDFLAGS,$(shell DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get $(f)))
 $(DEB_MODULE): $(SHIM_SOURCES) $(ENGINE) | package-deps
 	@mkdir -p $(@D)
-	$(BUILD_MODULE) -o $@ -Wl,-rpath,'$$ORIGIN/swiftwebsocket'
+	$(BUILD_MODULE) -o $@
 
 examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<
