@@ -122,7 +122,8 @@ bench: all bench-tools
 
 # 10,000 idle WebSockets (1,000 over wss) on 64 worker threads: threads,
 # RSS per connection, time for a broadcast to reach them all;
-# BENCH_IDLE_ARGS="--connections 2000 --tls-connections 200" for a short one.
+# BENCH_IDLE_ARGS="--connections 2000 --tls-connections 200" for a short one,
+# "--run-settings" for make run's own settings (scripts/run-httpd) and /echo.
 bench-idle: all venv $(BENCH_HANDLERS)
 	.venv/bin/python bench/idle.py $(BENCH_IDLE_ARGS)
 
