@@ -13,6 +13,10 @@
 #                     through Redis, beside one child and a trivial C fan-out; rooms
 #                     latency, Redis CPU (installs redis-server); BENCH_BROADCAST_ARGS=
 #   make install      module into apxs' LIBEXECDIR, a2enmod files, swiftwebsocket-build
+#   make deb          build/libapache2-mod-swiftwebsocket_<version>_<arch>.deb and the
+#                     SDK package build/swiftwebsocket-sdk_..., checked by lintian
+#   make test-package installs the .deb in a clean Debian 12 root (debootstrap) and
+#                     echoes through a handler built with the SDK package
 #   make fuzz         libFuzzer targets over the engine (Fuzz/), FUZZ_SECONDS (300) each
 #   make sanitize     engine tests under AddressSanitizer, cross-thread ones under ThreadSanitizer
 #
@@ -46,7 +50,8 @@ SYSCONFDIR = $(shell $(APXS) -q SYSCONFDIR)
 PREFIX ?= /usr/local
 SDK_INSTALL_DIR = $(PREFIX)/lib/swiftwebsocket
 
-.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench bench-idle bench-broadcast soak fuzz sanitize
+.PHONY: all deps run test engine-test integration-test conformance install clean venv bench-tools bench bench-idle \
+  bench-broadcast soak fuzz sanitize package-deps deb test-package
 
 all: deps $(MODULE) $(EXAMPLES)
 
@@ -72,13 +77,26 @@ $(ENGINE): $(SWIFT_SOURCES) VERSION | deps
 # Built with the compiler flags apxs reports, directly rather than through
 # libtool, so the module finds the engine next to itself once installed
 # ($$ORIGIN) and in the SDK folder in this tree ($$ORIGIN/sdk/lib).
-$(MODULE): $(SHIM_SOURCES) $(ENGINE)
-	$(CC) -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
+# MODULE_FLAGS: more compiler and linker flags (the package's hardening).
+SHIM_C := CShim/mod_swiftwebsocket.c CShim/configuration.c CShim/connection_io.c CShim/handler_registry.c \
+  CShim/broker.c
+BUILD_MODULE = $(CC) -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
 	  $(shell $(APXS) -q CFLAGS) -I$(shell $(APXS) -q INCLUDEDIR) \
 	  $(shell apr-1-config --cppflags --includes) $(shell apu-1-config --includes) \
 	  -ICShim -ICShim/include -DSWIFTWS_ENGINE_ABI="\"$$(cat $(SDK)/abi)\"" \
-	  CShim/mod_swiftwebsocket.c CShim/configuration.c CShim/connection_io.c CShim/handler_registry.c \
-	  CShim/broker.c -o $@ -L$(SDK)/lib -lSwiftWebSocket -lhiredis -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
+	  $(MODULE_FLAGS) $(SHIM_C) -L$(SDK)/lib -lSwiftWebSocket -lhiredis
+
+$(MODULE): $(SHIM_SOURCES) $(ENGINE)
+	$(BUILD_MODULE) -o $@ -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
+
+# The packaged module: Debian's build flags (hardening: fortify, relro,
+# bindnow); scripts/make-deb sets its RUNPATH to where the package puts the
+# engine and the Swift runtime.
+DEB_MODULE := $(BUILD)/deb/mod_swiftwebsocket.so
+$(DEB_MODULE): MODULE_FLAGS = $(foreach f,CPPFLAGS CFLAGS LDFLAGS,$(shell DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get $(f)))
+$(DEB_MODULE): $(SHIM_SOURCES) $(ENGINE) | package-deps
+	@mkdir -p $(@D)
+	$(BUILD_MODULE) -o $@
 
 examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<
@@ -116,7 +134,8 @@ bench: all bench-tools
 
 # 10,000 idle WebSockets (1,000 over wss) on 64 worker threads: threads,
 # RSS per connection, time for a broadcast to reach them all;
-# BENCH_IDLE_ARGS="--connections 2000 --tls-connections 200" for a short one.
+# BENCH_IDLE_ARGS="--connections 2000 --tls-connections 200" for a short one,
+# "--run-settings" for make run's own settings (scripts/run-httpd) and /echo.
 bench-idle: all venv $(BENCH_HANDLERS)
 	.venv/bin/python bench/idle.py $(BENCH_IDLE_ARGS)
 
@@ -193,6 +212,23 @@ install: all
 	install -m 644 apache-conf/swiftwebsocket.load apache-conf/swiftwebsocket.conf \
 	  $(DESTDIR)$(SYSCONFDIR)/mods-available/
 	@echo "Installed. Enable with: a2enmod swiftwebsocket, then set SwiftWebSocketHandlerRoot."
+
+package-deps:
+	@scripts/install-package-deps
+
+# build/libapache2-mod-swiftwebsocket_$(VERSION)_<arch>.deb (the module, the
+# engine and the Swift runtime it needs) and build/swiftwebsocket-sdk_...deb
+# (swiftwebsocket-build and the Swift modules, for the machine that builds
+# handlers), made with dpkg-shlibdeps, dpkg-gencontrol and dpkg-deb from
+# packaging/debian; lintian checks both.
+deb: all $(DEB_MODULE) package-deps
+	@scripts/make-deb
+
+# Installs the package in a clean Debian 12 root (debootstrap, cached in
+# build/package-test/) as an administrator would and echoes through a
+# handler built here with the SDK package; see Tests/package/test_install.sh.
+test-package: deb
+	@Tests/package/test_install.sh
 
 clean:
 	rm -rf $(BUILD) examples/*.so .build-asan .build-tsan

@@ -38,6 +38,10 @@
 #include "apr_base64.h"
 #include "apr_sha1.h"
 #include "apr_strings.h"
+#include "util_cfgtree.h"
+
+#include <stdlib.h>
+#include <sys/resource.h>
 
 #include "broker.h"
 #include "configuration.h"
@@ -121,11 +125,68 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 
 /* ---- Hooks ---- */
 
+/* AsyncRequestWorkerFactor as configured (the event MPM's default is 2):
+ * ap_mpm_query has no code for it, so it is read from the configuration
+ * tree, where <IfModule> and Include are already expanded and the directive
+ * (server config only) sits at the top level; the last one wins. */
+static double async_request_worker_factor(void)
+{
+    double factor = 2;
+    const ap_directive_t *d;
+    for (d = ap_conftree; d; d = d->next) {
+        if (d->directive && d->args && strcasecmp(d->directive, "AsyncRequestWorkerFactor") == 0) {
+            factor = strtod(d->args, NULL);
+        }
+    }
+    return factor;
+}
+
+/* Says, once per start or restart, how many connections a child accepts
+ * with these settings: on an MPM where event-style WebSockets park, they
+ * hold no thread, and what bounds them is the event MPM's accept limit
+ * (it stops accepting past ThreadsPerChild + idle workers x the integer
+ * part of AsyncRequestWorkerFactor, event.c's connections_above_limit) and
+ * the descriptor limit (one per parked WebSocket, two for one holding a
+ * thread). Without parking, each WebSocket holds a worker thread. */
+static void log_connection_capacity(server_rec *s)
+{
+    int threads = 0, children = 0, can_waitio = 0;
+    struct rlimit files;
+    long descriptors = -1;  /* unlimited */
+    if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
+        threads = 1;  /* prefork: one connection per process */
+    }
+    ap_mpm_query(AP_MPMQ_MAX_DAEMONS, &children);
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+        descriptors = (long)files.rlim_cur;
+    }
+    if (ap_mpm_query(AP_MPMQ_CAN_WAITIO, &can_waitio) == APR_SUCCESS && can_waitio) {
+        long factor = (long)async_request_worker_factor();  /* its integer part */
+        long accepted = threads * (1 + factor);
+        long held = descriptors >= 0 && descriptors < accepted ? descriptors : accepted;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "a child holds up to about %ld idle event-style WebSockets: the event MPM "
+                     "accepts %ld connections while the child's workers are idle (ThreadsPerChild "
+                     "%d x (1 + AsyncRequestWorkerFactor %ld)), fewer while they are busy, and a "
+                     "parked WebSocket holds one of its %ld descriptors (ulimit -n) and no thread; "
+                     "child processes: up to %d (blocking handlers hold a thread each)",
+                     held, accepted, threads, factor, descriptors, children);
+    } else {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "a child serves up to %d WebSockets at once, one thread each (this MPM "
+                     "does not park connections; %ld descriptors per child); child processes: "
+                     "up to %d", threads, descriptors, children);
+    }
+}
+
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     /* httpd unloads and reloads this module between configuration passes,
      * so the bridge gets this pass's function addresses every time. */
     swiftws_bridge_init(&swiftws_host_services);
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        log_connection_capacity(s);
+    }
     return load_all_handlers(pconf, s);
 }
 
