@@ -14,6 +14,7 @@ void *swiftws_create_server_config(apr_pool_t *p, server_rec *s)
 {
     swiftws_server_config *conf = apr_pcalloc(p, sizeof(*conf));
     conf->allow_outside_root = -1;
+    conf->memory_limit = -1;
     return conf;
 }
 
@@ -149,6 +150,33 @@ static const char *set_broker_prefix(cmd_parms *cmd, void *dummy, const char *ar
     return NULL;
 }
 
+/* A size in bytes, or with K, M or G (binary: 256M is 256 MiB). */
+static const char *set_memory_limit(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *error = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end = NULL;
+    apr_int64_t value;
+    int shift = 0;
+    if (error) {
+        return error;
+    }
+    errno = 0;
+    value = apr_strtoi64(arg, &end, 10);
+    if (end != arg && *end && !end[1]) {
+        switch (apr_toupper(*end)) {
+        case 'K': shift = 10; end++; break;
+        case 'M': shift = 20; end++; break;
+        case 'G': shift = 30; end++; break;
+        }
+    }
+    if (end == arg || *end != '\0' || errno == ERANGE || value < 0 || value > (APR_INT64_MAX >> shift)) {
+        return apr_psprintf(cmd->pool, "%s: \"%s\" is not a size in bytes (or with K, M or G); 0 for no limit",
+                            cmd->cmd->name, arg);
+    }
+    server_config(cmd)->memory_limit = value << shift;
+    return NULL;
+}
+
 /* ---- How connections behave (server, virtual host, directory) ---- */
 
 /* A numeric directive: which option it sets and the values it accepts. */
@@ -254,6 +282,7 @@ static const number_directive ping_interval = AT_LEAST(ping_interval_ms, 0);
 static const number_directive ping_timeout = AT_LEAST(ping_timeout_ms, 1);
 static const number_directive idle_timeout = AT_LEAST(idle_timeout_ms, 0);
 static const number_directive close_timeout = AT_LEAST(close_timeout_ms, 1);
+static const number_directive message_timeout = AT_LEAST(message_timeout_ms, 0);
 static const number_directive write_timeout = AT_LEAST(write_timeout_ms, 1);
 
 #define CONNECTION_CONF (RSRC_CONF | ACCESS_CONF)
@@ -275,6 +304,10 @@ const command_rec swiftws_commands[] = {
                       "Redis servers that carry named WebSocketGroups between processes and servers: "
                       "redis://[:password@]host[:port][/db] or unix:/path ...; groups are spread over them "
                       "by a hash of their name (default: none, named groups reach one process)"),
+    AP_INIT_TAKE1("SwiftWebSocketMemoryLimit", set_memory_limit, NULL, RSRC_CONF,
+                  "Most memory a child holds for its connections' messages (partly received, queued, "
+                  "broadcast), in bytes or with K, M, G; the connections holding the most are closed "
+                  "past it; 0: no limit (default 256M)"),
     AP_INIT_TAKE1("SwiftWebSocketBrokerPrefix", set_broker_prefix, NULL, RSRC_CONF,
                   "Prefix of the brokers' channel names, so sites can share a Redis (default swiftws:)"),
     AP_INIT_TAKE_ARGV("SwiftWebSocketAllowedOrigins", set_allowed_origins, NULL, CONNECTION_CONF,
@@ -300,6 +333,9 @@ const command_rec swiftws_commands[] = {
     AP_INIT_TAKE1("SwiftWebSocketCloseTimeout", set_duration, (void *)&close_timeout, CONNECTION_CONF,
                   "Drop a client that has not answered our close frame after this long, in seconds "
                   "(default 10)"),
+    AP_INIT_TAKE1("SwiftWebSocketMessageTimeout", set_duration, (void *)&message_timeout, CONNECTION_CONF,
+                  "Close (1008) a client whose message is still incomplete this long after its first "
+                  "frame, in seconds; 0: never (default 300)"),
     AP_INIT_TAKE1("SwiftWebSocketWriteTimeout", set_duration, (void *)&write_timeout, CONNECTION_CONF,
                   "Drop a client that has taken none of our output for this long, in seconds "
                   "(default 30)"),

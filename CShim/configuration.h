@@ -24,7 +24,12 @@ typedef struct {
     /* The main server's only (GLOBAL_ONLY): */
     apr_array_header_t *brokers;  /* of swiftws_broker_address; NULL: named groups stay per process */
     const char *broker_prefix;    /* NULL: the default */
+    apr_int64_t memory_limit;     /* bytes per child, 0: none; -1: unset (the default) */
 } swiftws_server_config;
+
+/* SwiftWebSocketMemoryLimit's default: room for 16 messages of the
+ * default SwiftWebSocketMaxMessageSize at once, per child. */
+#define SWIFTWS_DEFAULT_MEMORY_LIMIT (256 * 1024 * 1024)
 
 #define SWIFTWS_DEFAULT_BROKER_PREFIX "swiftws:"
 

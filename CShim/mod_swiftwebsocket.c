@@ -40,6 +40,7 @@
 #include "apr_strings.h"
 #include "util_cfgtree.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 
@@ -221,6 +222,12 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
                               conf->broker_prefix ? conf->broker_prefix : SWIFTWS_DEFAULT_BROKER_PREFIX);
     }
     swiftws_bridge_groups_init(conf->brokers != NULL, defaults->options.max_message_size, max_children);
+    swiftws_bridge_memory_init(conf->memory_limit >= 0 ? conf->memory_limit : SWIFTWS_DEFAULT_MEMORY_LIMIT);
+    /* A fixed threshold: large message buffers are mapped on their own and
+     * go back to the system when freed. glibc's default moves the
+     * threshold up to the largest block freed, after which such buffers
+     * come from the heap and an attack's peak stays in the RSS. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 }
 
 static int is_upgrade_to_websocket(request_rec *r)

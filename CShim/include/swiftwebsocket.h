@@ -35,6 +35,7 @@ typedef struct swiftws_header {
     X(ping_timeout_ms)           /* SwiftWebSocketPingTimeout */ \
     X(idle_timeout_ms)           /* SwiftWebSocketIdleTimeout */ \
     X(close_timeout_ms)          /* SwiftWebSocketCloseTimeout */ \
+    X(message_timeout_ms)        /* SwiftWebSocketMessageTimeout */ \
     X(write_timeout_ms)          /* SwiftWebSocketWriteTimeout; the shim's */ \
     X(deflate_enabled)           /* SwiftWebSocketDeflate, 0 or 1 */ \
     X(deflate_window_bits)       /* 9..15 */ \
@@ -154,6 +155,10 @@ void swiftws_bridge_child_init(void);
  * child processes the MPM may run (a warning names SwiftWebSocketBroker
  * when named groups are used without one and this is more than 1). */
 void swiftws_bridge_groups_init(int has_broker, int64_t max_message_size, int max_children);
+
+/* From child_init: what this child may hold for its connections'
+ * messages, in bytes (SwiftWebSocketMemoryLimit; 0: no limit). */
+void swiftws_bridge_memory_init(int64_t limit);
 
 /* A message on a named group's channel, from the broker thread. */
 void swiftws_bridge_group_message(const char *group, size_t group_length, const void *payload, size_t length);

@@ -10,6 +10,8 @@ final class Inflater {
         case tooBig
         /// The input is not valid DEFLATE data.
         case invalid
+        /// The output refused what zlib made (the memory budget).
+        case refused
     }
 
     private let stream: UnsafeMutablePointer<z_stream>
@@ -35,7 +37,8 @@ final class Inflater {
     /// Inflates all of `input`, appending to `output`. zlib writes into the
     /// thread's scratch buffer and only what it produced is appended: no
     /// room is reserved and cleared ahead of output that may never come.
-    func inflate(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], limit: Int) -> Outcome {
+    func inflate<Output: InflateOutput>(_ input: UnsafeRawBufferPointer, into output: inout Output,
+                                        limit: Int) -> Outcome {
         guard let base = input.baseAddress, input.count > 0 else { return .ok }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         stream.pointee.avail_in = uInt(input.count)  // at most one read's worth
@@ -56,7 +59,9 @@ final class Inflater {
                 stream.pointee.avail_out = uInt(room)
                 let status = CZlib.inflate(stream, Z_SYNC_FLUSH)
                 let produced = room - Int(stream.pointee.avail_out)
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[0..<produced]))
+                guard output.appendInflated(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: scratch[0..<produced]))) else {
+                    return .refused
+                }
                 switch status {
                 case Z_OK, Z_BUF_ERROR:
                     // Done once all input is used and zlib had room to spare.

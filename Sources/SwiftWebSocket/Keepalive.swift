@@ -1,6 +1,7 @@
 /// How a connection notices a peer that vanished or went quiet. The C module
 /// sets these from `SwiftWebSocketPingInterval`, `SwiftWebSocketPingTimeout`,
-/// `SwiftWebSocketIdleTimeout` and `SwiftWebSocketCloseTimeout`.
+/// `SwiftWebSocketIdleTimeout`, `SwiftWebSocketCloseTimeout` and
+/// `SwiftWebSocketMessageTimeout`.
 public struct Keepalive: Sendable, Equatable {
     /// After this long without hearing from the peer, ping it; nil: never.
     /// The default is Python websockets' (20 s): it finds half-open TCP
@@ -16,13 +17,19 @@ public struct Keepalive: Sendable, Equatable {
     /// How long to wait for the peer's close frame after sending ours
     /// before dropping the connection; default 10 s.
     public var closeTimeout: Duration
+    /// A message whose first frame came this long ago and is still
+    /// incomplete closes the connection with 1008; nil: never. Default
+    /// 5 minutes: a 16 MiB message at half a megabit a second.
+    public var messageTimeout: Duration?
 
     public init(pingInterval: Duration? = .seconds(20), pingTimeout: Duration = .seconds(20),
-                idleTimeout: Duration? = nil, closeTimeout: Duration = .seconds(10)) {
+                idleTimeout: Duration? = nil, closeTimeout: Duration = .seconds(10),
+                messageTimeout: Duration? = .seconds(300)) {
         self.pingInterval = pingInterval
         self.pingTimeout = pingTimeout
         self.idleTimeout = idleTimeout
         self.closeTimeout = closeTimeout
+        self.messageTimeout = messageTimeout
     }
 }
 
@@ -34,8 +41,10 @@ extension Keepalive {
         let pingTimeout: Int64
         let idleTimeout: Int64?
         let closeTimeout: Int64
+        let messageTimeout: Int64?
 
         init(_ keepalive: Keepalive) {
+            messageTimeout = keepalive.messageTimeout?.clampedNanoseconds
             pingInterval = keepalive.pingInterval?.clampedNanoseconds
             pingTimeout = keepalive.pingTimeout.clampedNanoseconds
             idleTimeout = keepalive.idleTimeout?.clampedNanoseconds

@@ -7,7 +7,9 @@ import Synchronization
 ///
 /// A peer that reads too slowly must not make its senders wait or grow
 /// memory without bound: past `limit` queued bytes, sends fail and the
-/// owner closes the connection with 1008.
+/// owner closes the connection with 1008. What waits is charged to the
+/// child's memory budget (a broadcast's shared message is charged once, by
+/// itself); a send the budget refuses closes the connection with 1013.
 final class Outbox: Sendable {
     enum Item: Sendable {
         case message(Message)
@@ -19,10 +21,14 @@ final class Outbox: Sendable {
     private struct State {
         var items: [Item] = []
         var queuedBytes = 0
+        /// What the items hold of the memory budget.
+        var chargedBytes = 0
         /// The owner was woken and has not taken the queue since.
         var wakePending = false
         var isOpen = true
-        var overflowed = false
+        /// Why sends were refused, for the owner's close: 1008 past
+        /// `limit`, 1013 when the memory budget refused.
+        var overflow: CloseCode?
     }
 
     private let state = Mutex(State())
@@ -33,58 +39,66 @@ final class Outbox: Sendable {
     /// missed it by a moment is followed by one that sees it.
     private let hasNews = Atomic(false)
     let limit: Int
+    private let memory: MemoryAccount?
 
-    init(limit: Int) {
+    init(limit: Int, memory: MemoryAccount? = nil) {
         self.limit = limit
+        self.memory = memory
     }
 
     /// Whether the connection still accepts messages.
     var isOpen: Bool { state.withLock { $0.isOpen } }
 
-    /// Whether a send was refused for lack of room, without taking the
-    /// queue: a parked connection looks while its socket is still full.
-    var hasOverflowed: Bool { state.withLock { $0.overflowed } }
+    /// The close code for a send refused for lack of room, without taking
+    /// the queue: a parked connection looks while its socket is still full.
+    var overflow: CloseCode? { state.withLock { $0.overflow } }
 
     /// Queues `item`. Returns whether the owner must be woken (it was not
     /// already); throws when the connection is closed or too far behind.
     func enqueue(_ item: Item) throws(WebSocketError) -> Bool {
-        let size: Int
+        let size: Int, charged: Int
         switch item {
-        case .message(let message): size = message.byteCount
-        case .shared(let shared): size = shared.message.byteCount
-        case .close: size = 0
+        case .message(let message): (size, charged) = (message.byteCount, message.byteCount)
+        case .shared(let shared): (size, charged) = (shared.message.byteCount, 0)
+        case .close: (size, charged) = (0, 0)
         }
         return try state.withLock { state throws(WebSocketError) in
             guard state.isOpen else { throw .closed }
-            guard state.queuedBytes + size <= limit else {
+            let fits = state.queuedBytes + size <= limit
+            guard fits, memory?.take(charged, for: .outbox) ?? true else {
                 // Closed to everyone from now on; the owner, told by
-                // takeAll, sends the 1008.
+                // takeAll, sends the 1008 (or 1013).
                 state.isOpen = false
-                state.overflowed = true
+                state.overflow = fits ? .tryAgainLater : .policyViolation
                 hasNews.store(true, ordering: .releasing)
                 throw .peerTooSlow
             }
             state.items.append(item)
             state.queuedBytes += size
+            state.chargedBytes += charged
             hasNews.store(true, ordering: .releasing)
             defer { state.wakePending = true }
             return !state.wakePending
         }
     }
 
-    /// Everything queued, and whether a send was refused for lack of room
-    /// (the outbox then refuses every later item).
-    func takeAll() -> (items: [Item], overflowed: Bool) {
-        guard hasNews.load(ordering: .acquiring) else { return ([], false) }
+    /// Everything queued, and the close code if a send was refused for lack
+    /// of room (the outbox then refuses every later item). What the owner
+    /// takes it writes at once, or holds while the socket is full: no
+    /// longer the budget's.
+    func takeAll() -> (items: [Item], overflow: CloseCode?) {
+        guard hasNews.load(ordering: .acquiring) else { return ([], nil) }
         return state.withLock { state in
             defer {
+                memory?.give(state.chargedBytes, for: .outbox)
                 state.items = []
                 state.queuedBytes = 0
+                state.chargedBytes = 0
                 state.wakePending = false
-                state.overflowed = false  // reported once
+                state.overflow = nil  // reported once
                 hasNews.store(false, ordering: .relaxed)
             }
-            return (state.items, state.overflowed)
+            return (state.items, state.overflow)
         }
     }
 
@@ -92,10 +106,12 @@ final class Outbox: Sendable {
     func close() {
         state.withLock { state in
             state.isOpen = false
+            memory?.give(state.chargedBytes, for: .outbox)
             state.items = []
             state.queuedBytes = 0
+            state.chargedBytes = 0
             // An overflow is moot once closing: the owner's close stands.
-            state.overflowed = false
+            state.overflow = nil
             hasNews.store(false, ordering: .relaxed)
         }
     }

@@ -33,6 +33,7 @@ package final class ParkedConnection: @unchecked Sendable {
     private let keepalive: Keepalive
     private let intervals: Keepalive.Nanoseconds
     private let readBuffer: UnsafeMutableRawBufferPointer
+    private let memory = MemoryBudget.shared.openAccount()
 
     /// Messages taken from the outbox that wait for the socket to drain,
     /// last first: the next to write is `popLast()`.
@@ -59,19 +60,22 @@ package final class ParkedConnection: @unchecked Sendable {
                  io: any ParkedConnectionIO) {
         self.handler = handler
         self.handlerName = handlerName
-        self.engine = ServerProtocol(limits: limits, compression: compression)
+        self.engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
         self.io = io
-        self.transport = ParkedTransport(outbox: Outbox(limit: limits.maxQueuedBytes), io: io)
+        self.transport = ParkedTransport(outbox: Outbox(limit: limits.maxQueuedBytes, memory: memory), io: io)
         self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport)
         self.keepalive = keepalive
         self.intervals = Keepalive.Nanoseconds(keepalive)
         self.readBuffer = .allocate(byteCount: WebSocket.readBufferSize, alignment: 8)
         self.lastHeard = .now
         self.lastMessage = .now
+        // The budget took its memory back: a timer step closes it.
+        memory.onRevoke { [io] in io.scheduleTimer(after: .zero) }
     }
 
     deinit {
         readBuffer.deallocate()
+        memory.close()
     }
 
     // MARK: Entry points
@@ -212,7 +216,7 @@ package final class ParkedConnection: @unchecked Sendable {
                 if engine.state == .closeReceived { engine.close(code: code, reason: "") }
                 try writePendingOutput()
             case .failed(let violation):
-                io.log(.info, "closing with \(violation.closeCode): \(violation)")
+                io.log(violation.logLevel, "closing with \(violation.closeCode): \(violation)")
                 transport.outbox.close()
                 undelivered = []
                 try writePendingOutput()
@@ -236,9 +240,8 @@ package final class ParkedConnection: @unchecked Sendable {
     /// outbox's bound holds for a client that stopped reading.
     private func deliverQueued() throws {
         guard engine.state == .open, !transportClosed else { return }
-        if transport.outbox.hasOverflowed {
-            io.log(.info, "more than \(transport.outbox.limit) bytes queued for a slow client; closing with 1008")
-            try startClose(code: .policyViolation, reason: "too slow")
+        if let code = transport.outbox.overflow {
+            try closeOverflowed(with: code)
             return
         }
         if undelivered.isEmpty && !outputPending { undelivered = transport.outbox.takeAll().items.reversed() }
@@ -254,6 +257,15 @@ package final class ParkedConnection: @unchecked Sendable {
             }
             outputPending = try io.flush(waiting: false)
         }
+    }
+
+    /// A send was refused: past the outbox's bound (1008) or the memory
+    /// budget's (1013).
+    private func closeOverflowed(with code: CloseCode) throws {
+        if code == .policyViolation {
+            io.log(.info, "more than \(transport.outbox.limit) bytes queued for a slow client; closing with 1008")
+        }
+        try startClose(code: code, reason: code == .policyViolation ? "too slow" : "memory budget")
     }
 
     private func write(_ message: Message) throws {
@@ -313,6 +325,8 @@ package final class ParkedConnection: @unchecked Sendable {
     /// Starts closing if the server is stopping; acts on the keepalive,
     /// idle and closing deadlines that have passed.
     private func actOnDeadlines(now: MonotonicInstant) throws {
+        _ = engine.checkMessage(now: now, timeout: intervals.messageTimeout)
+        try takeEvents()
         if io.isStopping && engine.state == .open {
             io.log(.info, "server stopping; closing with 1001")
             try startClose(code: .goingAway, reason: "server stopping")
@@ -357,6 +371,9 @@ package final class ParkedConnection: @unchecked Sendable {
         if let idleTimeout = intervals.idleTimeout {
             let limit = lastMessage.advanced(by: idleTimeout)
             next = next.map { min($0, limit) } ?? limit
+        }
+        if let due = engine.messageDeadline(timeout: intervals.messageTimeout) {
+            next = next.map { min($0, due) } ?? due
         }
         return next
     }

@@ -20,14 +20,31 @@ public enum ProtocolViolation: Error, Equatable, Sendable, CustomStringConvertib
     case invalidCompressedData
     /// zlib could not set up a decompressor (out of memory).
     case compressionUnavailable
+    /// The child's memory budget (`SwiftWebSocketMemoryLimit`) cannot hold
+    /// the message now: refused, or taken back for the connections holding
+    /// the most. `closeCode` is 1009, or 1013 for a connection whose outbox
+    /// held the most.
+    case memoryBudgetExhausted(closeCode: CloseCode)
+    /// A message still incomplete this long after its first frame came
+    /// (`SwiftWebSocketMessageTimeout`).
+    case messageTimeout(Duration)
 
     public var closeCode: CloseCode {
         switch self {
         case .invalidUTF8, .invalidCompressedData: return .invalidPayloadData
         case .messageTooBig, .frameTooBig, .tooManyFragments: return .messageTooBig
         case .compressionUnavailable: return .internalError
+        case .memoryBudgetExhausted(let code): return code
+        case .messageTimeout: return .policyViolation
         default: return .protocolError
         }
+    }
+
+    /// How loud a close for it is logged: the memory budget's closes are
+    /// counted in its one warning per episode instead, not a line each.
+    package var logLevel: LogLevel {
+        if case .memoryBudgetExhausted = self { return .debug }
+        return .info
     }
 
     public var description: String {
@@ -48,6 +65,8 @@ public enum ProtocolViolation: Error, Equatable, Sendable, CustomStringConvertib
         case .tooManyFragments(let limit): return "message in more than \(limit) frames"
         case .invalidCompressedData: return "compressed message is not valid DEFLATE data"
         case .compressionUnavailable: return "could not allocate a zlib decompressor"
+        case .memoryBudgetExhausted: return "the memory budget (SwiftWebSocketMemoryLimit) cannot hold it now"
+        case .messageTimeout(let timeout): return "a message still incomplete \(timeout) after its first frame"
         }
     }
 }

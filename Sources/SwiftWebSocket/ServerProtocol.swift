@@ -60,7 +60,11 @@ public struct ServerProtocol {
     private var partialHeader: [UInt8] = []
     /// Opcode of the fragmented message in progress, if any.
     private var messageOpcode: Opcode?
-    private var messageBuffer: [UInt8] = []
+    private var messageBuffer: MessageBuffer
+    /// When the message in progress began arriving, as `checkMessage` saw it.
+    private var messageStartedAt: MonotonicInstant?
+    /// This connection's share of the child's memory budget, if counted.
+    private let memory: MemoryAccount?
     /// Whether the message in progress has RSV1 set (is compressed).
     private var messageCompressed = false
     /// Compressed bytes of the message in progress, for its size limit.
@@ -93,8 +97,16 @@ public struct ServerProtocol {
     static let retainedBufferCapacity = 64 * 1024
 
     public init(limits: Limits = Limits(), compression: PerMessageDeflate? = nil) {
+        self.init(limits: limits, compression: compression, memory: nil)
+    }
+
+    /// `memory`: the account the message in progress is charged to (the
+    /// drivers open one per connection from `MemoryBudget.shared`).
+    package init(limits: Limits, compression: PerMessageDeflate?, memory: MemoryAccount?) {
         self.limits = limits
         self.compression = compression
+        self.memory = memory
+        self.messageBuffer = MessageBuffer(account: memory)
     }
 
     // MARK: Input
@@ -145,6 +157,7 @@ public struct ServerProtocol {
     /// The transport ended without a close handshake.
     public mutating func connectionLost() {
         state = .closed
+        messageBuffer.release()
     }
 
     /// Consumes a prefix of `bytes` and returns its length (at least one).
@@ -256,7 +269,9 @@ public struct ServerProtocol {
             return newOffset
         }
         let start = messageBuffer.count
-        let newOffset = Self.appendUnmasked(chunk, to: &messageBuffer, key: key, keyOffset: keyOffset)
+        guard let newOffset = messageBuffer.appendUnmasked(chunk, key: key, keyOffset: keyOffset) else {
+            throw memoryRefused
+        }
         try validateText(from: start)
         return newOffset
     }
@@ -265,7 +280,7 @@ public struct ServerProtocol {
     /// follow if nil), if it is text.
     private mutating func validateText(from start: Int, upTo end: Int? = nil) throws(ProtocolViolation) {
         guard messageOpcode == .text else { return }
-        let valid = messageBuffer.withUnsafeBytes { raw in
+        let valid = messageBuffer.bytes.withUnsafeBytes { raw in
             utf8.validate(UnsafeRawBufferPointer(rebasing: raw[start..<(end ?? raw.count)]))
         }
         guard valid else { throw .invalidUTF8 }
@@ -291,10 +306,11 @@ public struct ServerProtocol {
         case .ok: break
         case .tooBig: throw .messageTooBig(limit: limits.maxMessageSize)
         case .invalid: throw .invalidCompressedData
+        case .refused: throw memoryRefused
         }
     }
 
-    private static func appendUnmasked(_ chunk: UnsafeRawBufferPointer, to buffer: inout [UInt8], key: MaskingKey, keyOffset: Int) -> Int {
+    static func appendUnmasked(_ chunk: UnsafeRawBufferPointer, to buffer: inout [UInt8], key: MaskingKey, keyOffset: Int) -> Int {
         let start = buffer.count
         buffer.append(contentsOf: chunk)
         return buffer.withUnsafeMutableBytes { raw in
@@ -325,18 +341,13 @@ public struct ServerProtocol {
             let message: Message
             if messageOpcode == .text {
                 guard utf8.isComplete else { throw .invalidUTF8 }
-                message = .text(String(decoding: messageBuffer, as: UTF8.self))
+                message = .text(String(decoding: messageBuffer.bytes, as: UTF8.self))
                 // Reuse the buffer for the next text message, unless one
                 // large message would otherwise pin its size for the life
                 // of the connection.
-                if messageBuffer.capacity > Self.retainedBufferCapacity {
-                    messageBuffer = []
-                } else {
-                    messageBuffer.removeAll(keepingCapacity: true)
-                }
+                messageBuffer.removeAll(keepingCapacityUpTo: Self.retainedBufferCapacity)
             } else {
-                message = .binary(messageBuffer)
-                messageBuffer = []
+                message = .binary(messageBuffer.take())
             }
             utf8.reset()
             messageOpcode = nil
@@ -366,7 +377,53 @@ public struct ServerProtocol {
 
     private mutating func fail(_ violation: ProtocolViolation) {
         inputEnded = true
+        messageBuffer.release()
         events.append(.failed(violation))
+    }
+
+    /// The budget's refusal, with the code the account says fits.
+    private var memoryRefused: ProtocolViolation {
+        .memoryBudgetExhausted(closeCode: memory?.revokedCloseCode ?? .messageTooBig)
+    }
+
+    /// Fails the connection (1009, or 1013 for an outbox) if the memory
+    /// budget took its memory back to make room: the drivers look on every
+    /// step, so a connection that holds much and sends nothing more is
+    /// closed too.
+    public mutating func failIfMemoryRevoked() {
+        guard let memory, memory.isRevoked, !inputEnded, state != .closed else { return }
+        fail(.memoryBudgetExhausted(closeCode: memory.revokedCloseCode))
+    }
+
+    /// Whether a message has begun arriving and is not complete.
+    public var isReceivingMessage: Bool { messageOpcode != nil && !inputEnded }
+
+    /// Acts, after input, on what the memory budget and the clock say:
+    /// fails the connection when the budget took its memory back, or with
+    /// 1008 when the message in progress began `timeout` nanoseconds ago
+    /// (`SwiftWebSocketMessageTimeout`) and is still incomplete, so a
+    /// client dripping a byte at a time cannot hold a buffer forever.
+    /// Returns when that message would time out, if one is in progress.
+    mutating func checkMessage(now: MonotonicInstant, timeout: Int64?) -> MonotonicInstant? {
+        failIfMemoryRevoked()
+        guard let timeout, isReceivingMessage else {
+            messageStartedAt = nil
+            return nil
+        }
+        let started = messageStartedAt ?? now
+        messageStartedAt = started
+        let due = started.advanced(by: timeout)
+        guard now < due else {
+            fail(.messageTimeout(Duration.nanoseconds(timeout)))
+            return nil
+        }
+        return due
+    }
+
+    /// When the message in progress times out, as last checked.
+    func messageDeadline(timeout: Int64?) -> MonotonicInstant? {
+        guard let timeout, isReceivingMessage else { return nil }
+        return messageStartedAt?.advanced(by: timeout)
     }
 
     // MARK: Output

@@ -14,8 +14,16 @@ package final class SharedMessage: Sendable {
     /// The compressed payloads made so far; nil where zlib failed.
     private let compressed = Mutex<[CompressorParameters: [UInt8]?]>([:])
 
+    /// Charged to the child's memory budget once, however many outboxes
+    /// hold it (the bytes exist already: room is made, not refused).
     package init(_ message: Message) {
         self.message = message
+        MemoryBudget.shared.force(message.byteCount)
+    }
+
+    deinit {
+        let compressedBytes = compressed.withLock { $0.values.reduce(0) { $0 + ($1?.count ?? 0) } }
+        MemoryBudget.shared.give(message.byteCount + compressedBytes)
     }
 
     /// What a compressed frame of this message carries for connections
@@ -25,6 +33,7 @@ package final class SharedMessage: Sendable {
         compressed.withLock { made in
             if let payload = made[parameters] { return payload }
             let payload = compress(with: parameters)
+            MemoryBudget.shared.force(payload?.count ?? 0)
             made[parameters] = payload
             return payload
         }

@@ -39,6 +39,7 @@ public final class WebSocket: @unchecked Sendable {
     private let keepalive: Keepalive
     private let intervals: Keepalive.Nanoseconds
     private let readBuffer: UnsafeMutableRawBufferPointer
+    private let memory = MemoryBudget.shared.openAccount()
     /// Set when the stream ended or failed: no more reads or writes.
     private var transportClosed = false
 
@@ -63,19 +64,22 @@ public final class WebSocket: @unchecked Sendable {
                  compression: PerMessageDeflate? = nil, io: any ConnectionIO) {
         self.request = request
         self.subprotocol = subprotocol
-        self.engine = ServerProtocol(limits: limits, compression: compression)
+        self.engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
         self.compression = compression
         self.io = io
-        self.outbox = Outbox(limit: limits.maxQueuedBytes)
+        self.outbox = Outbox(limit: limits.maxQueuedBytes, memory: memory)
         self.keepalive = keepalive
         self.intervals = Keepalive.Nanoseconds(keepalive)
         self.readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
         self.lastHeard = .now
         self.lastMessage = .now
+        // The budget took its memory back: the owner wakes and closes it.
+        memory.onRevoke { [io] in io.wake() }
     }
 
     deinit {
         readBuffer.deallocate()
+        memory.close()
     }
 
     // MARK: Receiving (owner)
@@ -115,7 +119,7 @@ public final class WebSocket: @unchecked Sendable {
             receivedCloseFrame = true
             outbox.close()
         case .failed(let violation):
-            io.log(.info, "closing with \(violation.closeCode): \(violation)")
+            io.log(violation.logLevel, "closing with \(violation.closeCode): \(violation)")
             outbox.close()
             try? flushPendingOutput()
         }
@@ -163,6 +167,7 @@ public final class WebSocket: @unchecked Sendable {
     /// and closing deadlines that have passed, and returns the next one
     /// (nil: none, wait for input alone).
     private func nextDeadline(now: MonotonicInstant) throws -> MonotonicInstant? {
+        let messageDue = engine.checkMessage(now: now, timeout: intervals.messageTimeout)
         if io.isStopping && engine.state == .open {
             io.log(.info, "server stopping; closing with 1001")
             try startClose(code: .goingAway, reason: "server stopping")
@@ -205,6 +210,7 @@ public final class WebSocket: @unchecked Sendable {
             }
             next = next.map { min($0, limit) } ?? limit
         }
+        if let messageDue { next = next.map { min($0, messageDue) } ?? messageDue }
         return next
     }
 
@@ -319,7 +325,7 @@ public final class WebSocket: @unchecked Sendable {
     private func deliverQueued() throws {
         // Frames of another message cannot go between a message's fragments.
         guard engine.fragmentedMessageOpcode == nil else { return }
-        let (items, overflowed) = outbox.takeAll()
+        let (items, overflow) = outbox.takeAll()
         for item in items {
             switch item {
             case .message(let message):
@@ -331,9 +337,11 @@ public final class WebSocket: @unchecked Sendable {
                 return
             }
         }
-        if overflowed {
+        if overflow == .policyViolation {
             io.log(.info, "more than \(outbox.limit) bytes queued for a slow client; closing with 1008")
             try closeAsOwner(code: .policyViolation, reason: "too slow")
+        } else if let overflow {
+            try closeAsOwner(code: overflow, reason: "memory budget")
         }
     }
 

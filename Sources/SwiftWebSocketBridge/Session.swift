@@ -86,6 +86,9 @@ final class Session {
             keepalive.idleTimeout = raw.idle_timeout_ms == 0 ? nil : .milliseconds(raw.idle_timeout_ms)
         }
         if raw.close_timeout_ms > 0 { keepalive.closeTimeout = .milliseconds(raw.close_timeout_ms) }
+        if raw.message_timeout_ms >= 0 {
+            keepalive.messageTimeout = raw.message_timeout_ms == 0 ? nil : .milliseconds(raw.message_timeout_ms)
+        }
         return keepalive
     }
 
