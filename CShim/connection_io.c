@@ -10,6 +10,8 @@
 #include "util_filter.h"
 #include "apr_portable.h"
 
+#include <malloc.h>
+
 /* ap_get_pollfd_from_conn: httpd 2.4.58 and later. */
 #if !AP_MODULE_MAGIC_AT_LEAST(20120211, 129)
 #error "mod_swiftwebsocket needs httpd 2.4.58 or later (ap_get_pollfd_from_conn)"
@@ -350,8 +352,13 @@ static void host_add_response_header(void *io_, const char *name, const char *va
     apr_table_add(io->response_headers, name, value);
 }
 
+static void host_return_free_memory(void)
+{
+    malloc_trim(0);
+}
+
 const swiftws_host swiftws_host_services = {
     host_read, host_wait, host_write, host_log, host_log_level, host_log_server,
     host_add_response_header, host_write_buffered, host_flush, host_schedule_timer, host_shutdown,
-    swiftws_broker_publish, swiftws_broker_subscribe, swiftws_broker_unsubscribe
+    swiftws_broker_publish, swiftws_broker_subscribe, swiftws_broker_unsubscribe, host_return_free_memory
 };

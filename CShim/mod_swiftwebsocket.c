@@ -227,7 +227,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
      * go back to the system when freed. glibc's default moves the
      * threshold up to the largest block freed, after which such buffers
      * come from the heap and an attack's peak stays in the RSS. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 }
 
 static int is_upgrade_to_websocket(request_rec *r)

@@ -131,6 +131,12 @@ typedef struct swiftws_host {
     /* This process has its first member of the group / lost its last. */
     void (*broker_subscribe)(const char *group, size_t length);
     void (*broker_unsubscribe)(const char *group, size_t length);
+
+    /* Hands what malloc holds free back to the system (malloc_trim): after
+     * an episode of the memory budget, what the attack left free in the
+     * heaps (zlib's states, buffers below the mmap threshold) would
+     * otherwise stay in the RSS. */
+    void (*return_free_memory)(void);
 } swiftws_host;
 
 enum { SWIFTWS_PUBLISH_SENT = 0, SWIFTWS_PUBLISH_LOCAL = 1 };

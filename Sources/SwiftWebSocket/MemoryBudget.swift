@@ -18,6 +18,7 @@ package final class MemoryBudget: Sendable {
     private let accounts = Mutex<[ObjectIdentifier: MemoryAccount]>([:])
     private let episode = Mutex(Episode())
     private let log = Mutex<@Sendable (LogLevel, String) -> Void>({ _, _ in })
+    private let episodeEnded = Mutex<@Sendable () -> Void>({})
 
     /// Holders smaller than this are never closed to make room: a client
     /// with small messages does not notice an attack on the budget.
@@ -25,10 +26,14 @@ package final class MemoryBudget: Sendable {
 
     package init() {}
 
-    /// Once per child process, before any connection.
-    package func configure(limit: Int, log: @escaping @Sendable (LogLevel, String) -> Void) {
+    /// Once per child process, before any connection. `episodeEnded` runs
+    /// when the memory an episode took has gone back (the bridge hands
+    /// the allocator's free pages back to the system then).
+    package func configure(limit: Int, log: @escaping @Sendable (LogLevel, String) -> Void,
+                           episodeEnded: @escaping @Sendable () -> Void = {}) {
         limitBytes.store(max(0, limit), ordering: .relaxed)
         self.log.withLock { $0 = log }
+        self.episodeEnded.withLock { $0 = episodeEnded }
     }
 
     package var limit: Int { limitBytes.load(ordering: .relaxed) }
@@ -92,14 +97,16 @@ package final class MemoryBudget: Sendable {
         guard bytes > 0 else { return }
         let left = used.subtract(bytes, ordering: .relaxed).newValue
         let limit = self.limit
-        guard limit > 0, left < limit / 2 else { return }
-        // Below half the limit again: the episode, if one was on, is over.
+        guard limit > 0, left < limit / 8 else { return }
+        // Below an eighth of the limit again: the episode, if one was on,
+        // is over.
         let ended = episode.withLock { episode -> Episode? in
             guard episode.isOn else { return nil }
             defer { episode = Episode(total: episode.total) }
             return episode
         }
         if let ended {
+            self.episodeEnded.withLock { $0 }()
             currentLog("memory budget: back to \(left >> 20) MiB of \(limit >> 20) MiB; \(ended.evictions) "
                        + "connection(s) were closed to make room and \(ended.refusals) refused meanwhile", .notice)
         }

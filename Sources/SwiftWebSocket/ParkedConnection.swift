@@ -54,6 +54,9 @@ package final class ParkedConnection: @unchecked Sendable {
     /// A timer step that could not write everything tries again this soon:
     /// the MPM polls for writability only when it resumed the connection.
     static let outputRetry: Int64 = 50_000_000
+    /// The most a step reads before it lets other connections have the
+    /// worker: 16 reads.
+    static let readTurn = 16 * WebSocket.readBufferSize
 
     package init(handler: any WebSocketEventHandler, handlerName: String, request: UpgradeRequest,
                  subprotocol: String?, limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?,
@@ -151,6 +154,7 @@ package final class ParkedConnection: @unchecked Sendable {
 
     private func step(reading: Bool) -> Next {
         guard !finished else { return .closed }
+        var turnEnded = false
         transport.beginDriving()
         defer { transport.endDriving() }
         let now = MonotonicInstant.now
@@ -158,7 +162,7 @@ package final class ParkedConnection: @unchecked Sendable {
             if outputPending { outputPending = try io.flush(waiting: false) }
             // While output waits, input waits too: a client that does not
             // read cannot make us queue more for it.
-            if reading && !outputPending { try readAll(at: now) }
+            if reading && !outputPending { turnEnded = try readAll(at: now) }
             try takeEvents()
             try deliverQueued()
             try actOnDeadlines(now: now)
@@ -168,31 +172,41 @@ package final class ParkedConnection: @unchecked Sendable {
         }
         if transportClosed || engine.state == .closed { return finishNow() }
         scheduleNextTimer(now: now, retryingOutput: outputPending && !reading)
-        return outputPending ? .output : .input
+        // A turn that ended with input still there waits for writability,
+        // which the MPM reports at once: the connection goes to the back
+        // of the MPM's queue, and what mod_ssl may hold is read when it
+        // comes back, not left for a poll that cannot see it.
+        return outputPending || turnEnded ? .output : .input
     }
 
     /// Reads until nothing is left, handling events as they come so one
-    /// read buffer serves any amount of input.
-    private func readAll(at now: MonotonicInstant) throws {
+    /// read buffer serves any amount of input; or until `readTurn` bytes,
+    /// then returns true: a client that never stops sending must not keep
+    /// a worker from the others.
+    private func readAll(at now: MonotonicInstant) throws -> Bool {
+        var taken = 0
         while !transportClosed && (engine.state == .open || engine.state == .closeSent) {
+            guard taken < Self.readTurn else { return true }
             let count: Int?
             do {
                 count = try io.read(into: readBuffer)
             } catch {
                 endTransport()
-                return
+                return false
             }
-            guard let count else { return }
+            guard let count else { return false }
             guard count > 0 else {
                 endTransport()
-                return
+                return false
             }
+            taken += count
             lastHeard = now
             keepalivePingSentAt = nil
             engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
             try takeEvents()
             try deliverQueued()
         }
+        return false
     }
 
     private func takeEvents() throws {
