@@ -78,7 +78,7 @@ $(MODULE): $(SHIM_SOURCES) $(ENGINE)
 	  $(shell apr-1-config --cppflags --includes) $(shell apu-1-config --includes) \
 	  -ICShim -ICShim/include -DSWIFTWS_ENGINE_ABI="\"$$(cat $(SDK)/abi)\"" \
 	  CShim/mod_swiftwebsocket.c CShim/configuration.c CShim/connection_io.c CShim/handler_registry.c \
-	  CShim/broker.c -o $@ -L$(SDK)/lib -lSwiftWebSocket -lhiredis -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
+	  CShim/broker.c CShim/trap_report.c CShim/trap_limit.c CShim/elf_symbols.c -o $@ -L$(SDK)/lib -lSwiftWebSocket -lhiredis -Wl,-rpath,'$$ORIGIN:$$ORIGIN/sdk/lib'
 
 examples/%_wsh.so: examples/%_wsh.swift $(ENGINE) bin/swiftwebsocket-build
 	bin/swiftwebsocket-build $<

@@ -24,6 +24,8 @@ typedef struct {
     /* The main server's only (GLOBAL_ONLY): */
     apr_array_header_t *brokers;  /* of swiftws_broker_address; NULL: named groups stay per process */
     const char *broker_prefix;    /* NULL: the default */
+    int trap_limit;               /* SwiftWebSocketTrapLimit; 0: unset (the default), -1: off */
+    apr_interval_time_t trap_period;
 } swiftws_server_config;
 
 #define SWIFTWS_DEFAULT_BROKER_PREFIX "swiftws:"
