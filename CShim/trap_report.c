@@ -437,6 +437,7 @@ static apr_status_t close_stderr_reader(void *unused)
 
 void swiftws_trap_report_post_config(apr_pool_t *pconf)
 {
+    swiftws_elf_symbols_open_loaded(pconf);
     stderr_reader = open("/proc/self/fd/2", O_RDONLY | O_CLOEXEC);
     if (stderr_reader >= 0) {
         apr_pool_cleanup_register(pconf, NULL, close_stderr_reader, apr_pool_cleanup_null);

@@ -39,8 +39,9 @@ swiftws_trap_label *swiftws_trap_label_make(request_rec *r, apr_pool_t *pool, co
 const void *swiftws_trap_enter(const swiftws_trap_label *label);
 void swiftws_trap_leave(const void *previous);
 
-/* From post_config (in the parent, which may read the error log): a way to
- * read back what the Swift runtime writes to stderr before it traps. */
+/* From post_config, after the handlers loaded (in the parent, which may
+ * read the error log and the handlers): a way to read back what the Swift
+ * runtime writes to stderr before it traps, and the objects' symbols. */
 void swiftws_trap_report_post_config(apr_pool_t *pconf);
 
 /* From child_init: the error log to write to, and the signal handlers. */
