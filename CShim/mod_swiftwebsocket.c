@@ -125,10 +125,10 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    /* httpd unloads and reloads this module between configuration passes,
-     * so the bridge gets this pass's function addresses every time. */
     const char *error;
     int status;
+    /* httpd unloads and reloads this module between configuration passes,
+     * so the bridge gets this pass's function addresses every time. */
     swiftws_bridge_init(&swiftws_host_services);
     status = load_all_handlers(pconf, s);
     if (status != OK) {
