@@ -7,6 +7,7 @@
 
 #include "broker.h"
 #include "handler_registry.h"
+#include "trap_limit.h"
 
 extern module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
 
@@ -265,6 +266,32 @@ static const char *set_allowed_origins(cmd_parms *cmd, void *dir_config, int arg
     return NULL;
 }
 
+/* ---- Handlers that trap (main server only: the counts span all children) ---- */
+
+static const char *set_trap_limit(cmd_parms *cmd, void *dummy, const char *count, const char *period)
+{
+    swiftws_server_config *conf = server_config(cmd);
+    const char *error = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end = NULL;
+    apr_int64_t traps;
+    if (error) {
+        return error;
+    }
+    if (!strcasecmp(count, "off") && !period) {
+        conf->trap_limit = -1;
+        return NULL;
+    }
+    traps = apr_strtoi64(count, &end, 10);
+    if (end == count || *end || traps < 1 || traps > SWIFTWS_MAX_TRAP_LIMIT || !period || !is_time(period)
+        || ap_timeout_parameter_parse(period, &conf->trap_period, "s") != APR_SUCCESS || conf->trap_period <= 0) {
+        return apr_psprintf(cmd->pool, "%s: expected \"off\", or a count of traps from 1 to %d and a time above 0 "
+                            "(seconds, or with ms, s, min or h), as in \"%s 3 10min\"", cmd->cmd->name,
+                            SWIFTWS_MAX_TRAP_LIMIT, cmd->cmd->name);
+    }
+    conf->trap_limit = (int)traps;
+    return NULL;
+}
+
 /* The options a number sets: counts and sizes, and durations in
  * milliseconds (min 0 where 0 means "off"). */
 #define OPTION(field, min, max) { APR_OFFSETOF(swiftws_dir_config, options.field), min, max }
@@ -284,6 +311,7 @@ static const number_directive idle_timeout = AT_LEAST(idle_timeout_ms, 0);
 static const number_directive close_timeout = AT_LEAST(close_timeout_ms, 1);
 static const number_directive message_timeout = AT_LEAST(message_timeout_ms, 0);
 static const number_directive write_timeout = AT_LEAST(write_timeout_ms, 1);
+static const number_directive slow_callback = AT_LEAST(slow_callback_ms, 0);
 
 #define CONNECTION_CONF (RSRC_CONF | ACCESS_CONF)
 
@@ -310,6 +338,12 @@ const command_rec swiftws_commands[] = {
                   "past it; 0: no limit (default 256M)"),
     AP_INIT_TAKE1("SwiftWebSocketBrokerPrefix", set_broker_prefix, NULL, RSRC_CONF,
                   "Prefix of the brokers' channel names, so sites can share a Redis (default swiftws:)"),
+    AP_INIT_TAKE12("SwiftWebSocketTrapLimit", set_trap_limit, NULL, RSRC_CONF,
+                   "COUNT PERIOD: a handler that trapped COUNT times within PERIOD, in any child, is refused "
+                   "(503, Retry-After) until PERIOD has passed; off: never (default 3 10min)"),
+    AP_INIT_TAKE1("SwiftWebSocketSlowCallback", set_duration, (void *)&slow_callback, CONNECTION_CONF,
+                  "Warn when handler code holds its thread this long: a callback, or a blocking handler "
+                  "between receive() calls, in seconds; 0: never (default 1)"),
     AP_INIT_TAKE_ARGV("SwiftWebSocketAllowedOrigins", set_allowed_origins, NULL, CONNECTION_CONF,
                       "Origins admitted (403 otherwise): scheme://host[:port] ..., \"none\" for requests "
                       "without Origin, \"*\" for any (default: any)"),

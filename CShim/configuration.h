@@ -25,6 +25,8 @@ typedef struct {
     apr_array_header_t *brokers;  /* of swiftws_broker_address; NULL: named groups stay per process */
     const char *broker_prefix;    /* NULL: the default */
     apr_int64_t memory_limit;     /* bytes per child, 0: none; -1: unset (the default) */
+    int trap_limit;               /* SwiftWebSocketTrapLimit; 0: unset (the default), -1: off */
+    apr_interval_time_t trap_period;
 } swiftws_server_config;
 
 /* SwiftWebSocketMemoryLimit's default: room for 16 messages of the

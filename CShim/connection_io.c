@@ -1,5 +1,6 @@
 #include "connection_io.h"
 #include "broker.h"
+#include "trap_report.h"
 
 #include "http_config.h"
 #include "http_connection.h"
@@ -357,8 +358,15 @@ static void host_return_free_memory(void)
     malloc_trim(0);
 }
 
+static const void *host_handler_enter(void *io_)
+{
+    swiftws_io *io = io_;
+    return swiftws_trap_enter(io->trap_label);
+}
+
 const swiftws_host swiftws_host_services = {
     host_read, host_wait, host_write, host_log, host_log_level, host_log_server,
     host_add_response_header, host_write_buffered, host_flush, host_schedule_timer, host_shutdown,
-    swiftws_broker_publish, swiftws_broker_subscribe, swiftws_broker_unsubscribe, host_return_free_memory
+    swiftws_broker_publish, swiftws_broker_subscribe, swiftws_broker_unsubscribe, host_return_free_memory,
+    host_handler_enter, swiftws_trap_leave
 };

@@ -49,6 +49,8 @@
 #include "connection_io.h"
 #include "handler_registry.h"
 #include "swiftwebsocket.h"
+#include "trap_limit.h"
+#include "trap_report.h"
 
 module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
 
@@ -182,13 +184,25 @@ static void log_connection_capacity(server_rec *s)
 
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
+    const char *error;
+    int status;
     /* httpd unloads and reloads this module between configuration passes,
      * so the bridge gets this pass's function addresses every time. */
     swiftws_bridge_init(&swiftws_host_services);
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         log_connection_capacity(s);
     }
-    return load_all_handlers(pconf, s);
+    status = load_all_handlers(pconf, s);
+    if (status != OK) {
+        return status;
+    }
+    swiftws_trap_report_post_config(pconf);
+    error = swiftws_trap_limit_configure(pconf, s);
+    if (error) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "%s", error);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
 }
 
 /* This child is going away gracefully: a graceful restart or graceful-stop,
@@ -213,6 +227,7 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     swiftws_server_config *conf = ap_get_module_config(s->module_config, &swiftwebsocket_module);
     swiftws_dir_config *defaults = ap_get_module_config(s->lookup_defaults, &swiftwebsocket_module);
     int can_waitio = 0, max_children = 1;
+    swiftws_trap_report_child_init(pchild, s);
     if (ap_mpm_query(AP_MPMQ_CAN_WAITIO, &can_waitio) == APR_SUCCESS && can_waitio) {
         swiftws_bridge_child_init();
     }
@@ -502,6 +517,8 @@ static int websocket_handler(request_rec *r)
     void *session;
     int status;
     int parking;
+    int trap_slot;
+    char handler_name[200];
     apr_pool_t *session_pool;
 
     if (!handler_type) {
@@ -519,10 +536,18 @@ static int websocket_handler(request_rec *r)
         return HTTP_FORBIDDEN;
     }
 
+    swiftws_handler_name(handler_type, handler_name, sizeof(handler_name));
+    trap_slot = swiftws_trap_limit_slot(handler_type);
+    status = swiftws_trap_limit_check(r, trap_slot, handler_name);
+    if (status != OK) {
+        return status;
+    }
+
     /* A parked session outlives the request: it lives in the connection's pool. */
     parking = swiftws_handler_can_park(handler_type) && can_park(r->connection);
     session_pool = parking ? r->connection->pool : r->pool;
     io = swiftws_io_create(r, session_pool);
+    io->trap_label = swiftws_trap_label_make(r, session_pool, handler_name, trap_slot);
     session = swiftws_session_open(handler_type, describe_request(r, conf), io, parking, &status);
     if (!session) {
         apr_table_do(add_header, r->err_headers_out, io->response_headers, NULL);

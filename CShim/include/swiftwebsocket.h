@@ -41,7 +41,8 @@ typedef struct swiftws_header {
     X(deflate_window_bits)       /* 9..15 */ \
     X(deflate_memory_level)      /* 1..9 */ \
     X(deflate_compression_level) /* 0..9 */ \
-    X(deflate_minimum_size)      /* bytes */
+    X(deflate_minimum_size)      /* bytes */ \
+    X(slow_callback_ms)          /* SwiftWebSocketSlowCallback */
 
 typedef struct swiftws_connection_options {
 #define SWIFTWS_OPTION_FIELD(name) int64_t name;
@@ -137,6 +138,12 @@ typedef struct swiftws_host {
      * heaps (zlib's states, buffers below the mmap threshold) would
      * otherwise stay in the RSS. */
     void (*return_free_memory)(void);
+
+    /* Bracket handler code on the calling thread: a trap in between is
+     * reported against this connection (trap_report.c). `handler_enter`
+     * returns what `handler_leave` restores. */
+    const void *(*handler_enter)(void *io);
+    void (*handler_leave)(const void *previous);
 } swiftws_host;
 
 enum { SWIFTWS_PUBLISH_SENT = 0, SWIFTWS_PUBLISH_LOCAL = 1 };
@@ -178,6 +185,9 @@ void swiftws_bridge_timer_fired(void *baton);
 /* Whether the handler is event-style, so its connections can park in the
  * event MPM between messages. */
 int swiftws_handler_can_park(void *handler_type);
+
+/* The handler type's name (Module.Type), cut to fit `size`, for the log. */
+void swiftws_handler_name(void *handler_type, char *buffer, size_t size);
 
 /* Creates the handler instance and runs its extra handshake. `parking`:
  * the connection will park in the MPM (swiftws_session_open_parked),

@@ -34,6 +34,7 @@ package final class ParkedConnection: @unchecked Sendable {
     private let intervals: Keepalive.Nanoseconds
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let memory = MemoryBudget.shared.openAccount()
+    private let slowCalls: SlowCallWatch
 
     /// Messages taken from the outbox that wait for the socket to drain,
     /// last first: the next to write is `popLast()`.
@@ -60,7 +61,7 @@ package final class ParkedConnection: @unchecked Sendable {
 
     package init(handler: any WebSocketEventHandler, handlerName: String, request: UpgradeRequest,
                  subprotocol: String?, limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?,
-                 io: any ParkedConnectionIO) {
+                 slowCalls: SlowCallWatch = SlowCallWatch(), io: any ParkedConnectionIO) {
         self.handler = handler
         self.handlerName = handlerName
         self.engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
@@ -70,6 +71,7 @@ package final class ParkedConnection: @unchecked Sendable {
         self.keepalive = keepalive
         self.intervals = Keepalive.Nanoseconds(keepalive)
         self.readBuffer = .allocate(byteCount: WebSocket.readBufferSize, alignment: 8)
+        self.slowCalls = slowCalls
         self.lastHeard = .now
         self.lastMessage = .now
         // The budget took its memory back: a timer step closes it.
@@ -87,7 +89,7 @@ package final class ParkedConnection: @unchecked Sendable {
     /// client sent with its handshake. Output is written out before the
     /// MPM takes over, since its first wait is for input.
     package func open() -> Next {
-        call { handler, connection in try handler.onOpen(connection) }
+        call("onOpen") { handler, connection in try handler.onOpen(connection) }
         var next = step(reading: true)
         if next == .output {
             do {
@@ -216,7 +218,7 @@ package final class ParkedConnection: @unchecked Sendable {
                 lastMessage = lastHeard
                 // After our close, messages still arriving are dropped.
                 if engine.state == .open {
-                    call { handler, connection in try handler.onMessage(message, from: connection) }
+                    call("onMessage") { handler, connection in try handler.onMessage(message, from: connection) }
                 }
             case .ping:
                 try writePendingOutput()
@@ -238,10 +240,12 @@ package final class ParkedConnection: @unchecked Sendable {
         }
     }
 
-    /// Runs a handler callback; one that throws closes with 1011.
-    private func call(_ body: (inout any WebSocketEventHandler, WebSocketConnection) throws -> Void) {
+    /// Runs a handler callback, timed for SwiftWebSocketSlowCallback; one
+    /// that throws closes with 1011.
+    private func call(_ name: StaticString,
+                      _ body: (inout any WebSocketEventHandler, WebSocketConnection) throws -> Void) {
         do {
-            try body(&handler, connection)
+            try slowCalls.timing(name, log: io.log) { try body(&handler, connection) }
         } catch {
             io.log(.error, "\(handlerName) threw \(error); closing with 1011")
             try? startClose(code: .internalError, reason: "")
@@ -423,7 +427,7 @@ package final class ParkedConnection: @unchecked Sendable {
             transport.outbox.close()
             undelivered = []
             let (code, reason) = peerClose ?? (.abnormalClosure, "")
-            handler.onClose(connection, code: code, reason: reason)
+            slowCalls.timing("onClose", log: io.log) { handler.onClose(connection, code: code, reason: reason) }
         }
         return .closed
     }

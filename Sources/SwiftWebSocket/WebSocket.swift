@@ -42,6 +42,10 @@ public final class WebSocket: @unchecked Sendable {
     private let memory = MemoryBudget.shared.openAccount()
     /// Set when the stream ended or failed: no more reads or writes.
     private var transportClosed = false
+    /// For SwiftWebSocketSlowCallback: since when the handler has had the
+    /// thread (it returned from `receive()`, or started), while it has.
+    private let slowCalls: SlowCallWatch
+    private var handlerCodeSince: MonotonicInstant?
 
     /// When bytes last arrived, for the keepalive ping.
     private var lastHeard: MonotonicInstant
@@ -61,7 +65,8 @@ public final class WebSocket: @unchecked Sendable {
     static let keepalivePayload = Array("swiftwebsocket-keepalive".utf8)
 
     package init(request: UpgradeRequest, subprotocol: String?, limits: Limits, keepalive: Keepalive = Keepalive(),
-                 compression: PerMessageDeflate? = nil, io: any ConnectionIO) {
+                 compression: PerMessageDeflate? = nil, slowCalls: SlowCallWatch = SlowCallWatch(),
+                 io: any ConnectionIO) {
         self.request = request
         self.subprotocol = subprotocol
         self.engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
@@ -71,6 +76,7 @@ public final class WebSocket: @unchecked Sendable {
         self.keepalive = keepalive
         self.intervals = Keepalive.Nanoseconds(keepalive)
         self.readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
+        self.slowCalls = slowCalls
         self.lastHeard = .now
         self.lastMessage = .now
         // The budget took its memory back: the owner wakes and closes it.
@@ -91,6 +97,8 @@ public final class WebSocket: @unchecked Sendable {
     /// peer that stopped answering pings, or the idle timeout.
     public func receive() throws -> Message? {
         try io.checkAccess()
+        if let since = handlerCodeSince { slowCalls.check(since: since, "transferData", log: io.log) }
+        defer { if slowCalls.isOn { handlerCodeSince = .now } }
         while true {
             while let event = engine.nextEvent() {
                 if let message = try handle(event) { return message }
@@ -287,6 +295,18 @@ public final class WebSocket: @unchecked Sendable {
             takeEventsWhileOpen()
         }
         return engine.state == .closeReceived && !transportClosed
+    }
+
+    /// Runs the handler's transferData, its steps between `receive()` calls
+    /// watched for SwiftWebSocketSlowCallback: the first until it receives,
+    /// the last until it returns.
+    package func runHandlerCode(_ transferData: () throws -> Void) rethrows {
+        if slowCalls.isOn { handlerCodeSince = .now }
+        defer {
+            if let since = handlerCodeSince { slowCalls.check(since: since, "transferData", log: io.log) }
+            handlerCodeSince = nil
+        }
+        try transferData()
     }
 
     /// Ends the connection after the handler returned or threw: a close

@@ -8,6 +8,19 @@ public func swiftws_handler_can_park(_ handlerType: UnsafeMutableRawPointer) -> 
     HandlerType.from(handlerType).canPark ? 1 : 0
 }
 
+@_cdecl("swiftws_handler_name")
+public func swiftws_handler_name(_ handlerType: UnsafeMutableRawPointer, _ buffer: UnsafeMutablePointer<CChar>,
+                                 _ size: Int) {
+    guard size > 0 else { return }
+    let name = HandlerType.from(handlerType).name.utf8.prefix(size - 1)
+    var end = buffer
+    for byte in name {
+        end.pointee = CChar(bitPattern: byte)
+        end += 1
+    }
+    end.pointee = 0
+}
+
 @_cdecl("swiftws_session_open")
 public func swiftws_session_open(
     _ handlerType: UnsafeMutableRawPointer,
@@ -16,9 +29,10 @@ public func swiftws_session_open(
     _ parking: Int32,
     _ status: UnsafeMutablePointer<Int32>
 ) -> UnsafeMutableRawPointer? {
-    do {
-        let session = try Session(type: HandlerType.from(handlerType), request: request, io: io,
-                                  parking: parking != 0)
+    do throws(Session.Refused) {
+        let session = try runningHandlerCode(for: io) { () throws(Session.Refused) in
+            try Session(type: HandlerType.from(handlerType), request: request, io: io, parking: parking != 0)
+        }
         status.pointee = 0
         return Unmanaged.passRetained(session).toOpaque()
     } catch {
@@ -31,19 +45,26 @@ private func session(_ pointer: UnsafeMutableRawPointer) -> Session {
     Unmanaged<Session>.fromOpaque(pointer).takeUnretainedValue()
 }
 
+/// Runs a session's step that may call its handler, named for the trap
+/// report.
+private func handlerStep<T>(_ pointer: UnsafeMutableRawPointer, _ step: (Session) -> T) -> T {
+    let session = session(pointer)
+    return runningHandlerCode(for: session.shimIO) { step(session) }
+}
+
 @_cdecl("swiftws_session_run_blocking")
 public func swiftws_session_run_blocking(_ pointer: UnsafeMutableRawPointer) {
-    session(pointer).runBlocking()
+    handlerStep(pointer) { $0.runBlocking() }
 }
 
 @_cdecl("swiftws_session_open_parked")
 public func swiftws_session_open_parked(_ pointer: UnsafeMutableRawPointer) -> Int32 {
-    session(pointer).openParked().abiValue
+    handlerStep(pointer) { $0.openParked().abiValue }
 }
 
 @_cdecl("swiftws_session_resume")
 public func swiftws_session_resume(_ pointer: UnsafeMutableRawPointer) -> Int32 {
-    session(pointer).resume().abiValue
+    handlerStep(pointer) { $0.resume().abiValue }
 }
 
 @_cdecl("swiftws_session_parked")
@@ -58,13 +79,16 @@ public func swiftws_session_reclaimed(_ pointer: UnsafeMutableRawPointer) {
 
 @_cdecl("swiftws_session_abandon")
 public func swiftws_session_abandon(_ pointer: UnsafeMutableRawPointer) {
-    session(pointer).abandon()
+    handlerStep(pointer) { $0.abandon() }
 }
 
+/// onClose may run here, and the handler's deinit.
 @_cdecl("swiftws_session_free")
 public func swiftws_session_free(_ pointer: UnsafeMutableRawPointer) {
-    session(pointer).end()
-    Unmanaged<Session>.fromOpaque(pointer).release()
+    handlerStep(pointer) { session in
+        session.end()
+        Unmanaged<Session>.fromOpaque(pointer).release()
+    }
 }
 
 extension ParkedConnection.Next {

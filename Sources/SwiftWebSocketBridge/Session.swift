@@ -10,9 +10,12 @@ final class Session {
     private let request: UpgradeRequest
     private let limits: Limits
     private let keepalive: Keepalive
+    private let slowCalls: SlowCallWatch
     private var compression: PerMessageDeflate?
     /// The handshake's I/O (headers, log), and a held thread's.
     private let io: ShimConnectionIO
+    /// The shim's context for the connection, valid until the session is freed.
+    let shimIO: UnsafeMutableRawPointer
     private var subprotocol: String?
     /// Set when the connection parks in the MPM.
     private let parkedIO: ShimParkedIO?
@@ -25,12 +28,14 @@ final class Session {
          parking: Bool) throws(Refused) {
         self.handler = type.makeHandler()
         self.handlerName = type.name
+        self.shimIO = io
         self.io = ShimConnectionIO(io, wakeable: !parking)
         self.parkedIO = parking ? ShimParkedIO(io) : nil
         self.request = Self.upgradeRequest(from: request.pointee, logger: .errorLog(self.io))
         let options = request.pointee.options
         self.limits = Self.limits(from: options)
         self.keepalive = Self.keepalive(from: options)
+        self.slowCalls = SlowCallWatch(threshold: Self.slowCallThreshold(from: options), handlerName: type.name)
         try runExtraHandshake(configuredCompression: Self.deflateOptions(from: options))
     }
 
@@ -92,6 +97,11 @@ final class Session {
         return keepalive
     }
 
+    private static func slowCallThreshold(from raw: swiftws_connection_options) -> Duration? {
+        guard raw.slow_callback_ms >= 0 else { return SlowCallWatch.defaultThreshold }
+        return raw.slow_callback_ms == 0 ? nil : .milliseconds(raw.slow_callback_ms)
+    }
+
     private static func deflateOptions(from raw: swiftws_connection_options) -> DeflateOptions {
         var options = DeflateOptions()
         if raw.deflate_enabled >= 0 { options.isEnabled = raw.deflate_enabled != 0 }
@@ -123,7 +133,7 @@ final class Session {
     func runBlocking() {
         io.log(.debug, "WebSocket open, served by \(handlerName)")
         let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits, keepalive: keepalive,
-                               compression: compression, io: io)
+                               compression: compression, slowCalls: slowCalls, io: io)
         defer { io.detach() }
         switch handler {
         case var blocking as any WebSocketHandler:
@@ -142,9 +152,9 @@ final class Session {
     private func runCallbacks(_ socket: WebSocket, with handler: inout any WebSocketEventHandler) {
         let connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: socket)
         do {
-            try handler.onOpen(connection)
+            try slowCalls.timing("onOpen", log: io.log) { try handler.onOpen(connection) }
             while let message = try socket.receive() {
-                try handler.onMessage(message, from: connection)
+                try slowCalls.timing("onMessage", log: io.log) { try handler.onMessage(message, from: connection) }
             }
             let answer = socket.owesCloseReplyAfterHandler()
             socket.finish(code: answer ? socket.peerCloseCode : .normalClosure)
@@ -158,12 +168,12 @@ final class Session {
             socket.finish(code: .internalError)
         }
         let code = socket.receivedCloseFrame ? socket.peerCloseCode ?? .noStatusReceived : .abnormalClosure
-        handler.onClose(connection, code: code, reason: socket.peerCloseReason)
+        slowCalls.timing("onClose", log: io.log) { handler.onClose(connection, code: code, reason: socket.peerCloseReason) }
     }
 
     private func transferData(_ socket: WebSocket, with handler: inout any WebSocketHandler) {
         do {
-            try handler.transferData(socket)
+            try socket.runHandlerCode { try handler.transferData(socket) }
             finishAfterHandler(socket)
         } catch WebSocketError.closed {
             // The handler tried to send after the peer closed: not its fault.
@@ -208,7 +218,7 @@ final class Session {
         io.log(.debug, "WebSocket open, served by \(handlerName) without a held thread")
         let connection = ParkedConnection(handler: events, handlerName: handlerName, request: request,
                                           subprotocol: subprotocol, limits: limits, keepalive: keepalive,
-                                          compression: compression, io: parkedIO)
+                                          compression: compression, slowCalls: slowCalls, io: parkedIO)
         parkedIO.driver = connection
         parked = connection
         ProcessShutdown.register(parkedIO)

@@ -19,6 +19,10 @@ final class ShimParkedIO: ParkedConnectionIO, @unchecked Sendable {
         io = nil
     }
 
+    /// The shim's context, for naming the connection should a timer's step
+    /// trap (onClose may run in it); nil once detached.
+    var shimIO: UnsafeMutableRawPointer? { io }
+
     private func usableIO() throws(WebSocketError) -> UnsafeMutableRawPointer {
         guard let io else { throw .closed }
         return io
@@ -77,5 +81,6 @@ final class ShimParkedIO: ParkedConnectionIO, @unchecked Sendable {
 
 @_cdecl("swiftws_bridge_timer_fired")
 public func swiftws_bridge_timer_fired(_ baton: UnsafeMutableRawPointer) {
-    Unmanaged<ShimParkedIO>.fromOpaque(baton).takeRetainedValue().driver?.timerFired()
+    let parkedIO = Unmanaged<ShimParkedIO>.fromOpaque(baton).takeRetainedValue()
+    runningHandlerCode(for: parkedIO.shimIO) { parkedIO.driver?.timerFired() }
 }
