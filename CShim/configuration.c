@@ -149,6 +149,16 @@ static const char *set_broker_prefix(cmd_parms *cmd, void *dummy, const char *ar
     return NULL;
 }
 
+static const char *set_connection_log(cmd_parms *cmd, void *dir, const char *arg)
+{
+    const char *error = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (error) {
+        return error;
+    }
+    server_config(cmd)->connection_log = arg;
+    return NULL;
+}
+
 /* ---- How connections behave (server, virtual host, directory) ---- */
 
 /* A numeric directive: which option it sets and the values it accepts. */
@@ -277,6 +287,8 @@ const command_rec swiftws_commands[] = {
                       "by a hash of their name (default: none, named groups reach one process)"),
     AP_INIT_TAKE1("SwiftWebSocketBrokerPrefix", set_broker_prefix, NULL, RSRC_CONF,
                   "Prefix of the brokers' channel names, so sites can share a Redis (default swiftws:)"),
+    AP_INIT_TAKE1("SwiftWebSocketConnectionLog", set_connection_log, NULL, RSRC_CONF,
+                  "A file, or \"|program\", that gets a JSON line for each closed WebSocket"),
     AP_INIT_TAKE_ARGV("SwiftWebSocketAllowedOrigins", set_allowed_origins, NULL, CONNECTION_CONF,
                       "Origins admitted (403 otherwise): scheme://host[:port] ..., \"none\" for requests "
                       "without Origin, \"*\" for any (default: any)"),

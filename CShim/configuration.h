@@ -24,6 +24,7 @@ typedef struct {
     /* The main server's only (GLOBAL_ONLY): */
     apr_array_header_t *brokers;  /* of swiftws_broker_address; NULL: named groups stay per process */
     const char *broker_prefix;    /* NULL: the default */
+    const char *connection_log;   /* SwiftWebSocketConnectionLog as written; NULL: none */
 } swiftws_server_config;
 
 #define SWIFTWS_DEFAULT_BROKER_PREFIX "swiftws:"

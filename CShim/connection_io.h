@@ -21,6 +21,7 @@ typedef struct {
     int input_seen;                 /* any input bucket read yet */
     int at_end;                     /* the input stream ended */
     int input_fd;                   /* what poll watches for input; -1: none to poll */
+    swiftws_traffic *traffic;       /* where the bytes each way are counted */
 } swiftws_io;
 
 extern const swiftws_host swiftws_host_services;

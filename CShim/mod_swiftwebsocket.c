@@ -46,7 +46,9 @@
 #include "broker.h"
 #include "configuration.h"
 #include "connection_io.h"
+#include "connection_log.h"
 #include "handler_registry.h"
+#include "status.h"
 #include "swiftwebsocket.h"
 
 module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
@@ -496,6 +498,8 @@ static int websocket_handler(request_rec *r)
     int status;
     int parking;
     apr_pool_t *session_pool;
+    swiftws_connection_record *record;
+    swiftws_request *request;
 
     if (!handler_type) {
         return DECLINED;
@@ -516,7 +520,12 @@ static int websocket_handler(request_rec *r)
     parking = swiftws_handler_can_park(handler_type) && can_park(r->connection);
     session_pool = parking ? r->connection->pool : r->pool;
     io = swiftws_io_create(r, session_pool);
-    session = swiftws_session_open(handler_type, describe_request(r, conf), io, parking, &status);
+    /* Before the session, so that its cleanup runs after the session's. */
+    record = swiftws_connection_record_create(r, session_pool);
+    io->traffic = &record->traffic;
+    request = describe_request(r, conf);
+    request->traffic = io->traffic;
+    session = swiftws_session_open(handler_type, request, io, parking, &status);
     if (!session) {
         apr_table_do(add_header, r->err_headers_out, io->response_headers, NULL);
         return status;
@@ -530,6 +539,7 @@ static int websocket_handler(request_rec *r)
     apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", accept_value(r->pool, key));
     ap_send_interim_response(r, 1);
     switch_to_connection_filters(r);
+    swiftws_connection_opened(record, r, parking);
 
     swiftws_io_start(io, conf->options.write_timeout_ms);
     if (parking) {
@@ -555,6 +565,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_suspend_connection(suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_resume_connection(resume_connection, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_close_connection(pre_close_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    swiftws_status_register_hooks();
+    swiftws_connection_log_register_hooks();
 }
 
 AP_DECLARE_MODULE(swiftwebsocket) = {

@@ -56,10 +56,11 @@ package final class ParkedConnection: @unchecked Sendable {
 
     package init(handler: any WebSocketEventHandler, handlerName: String, request: UpgradeRequest,
                  subprotocol: String?, limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?,
-                 io: any ParkedConnectionIO) {
+                 io: any ParkedConnectionIO, meter: (any TrafficMeter)? = nil) {
         self.handler = handler
         self.handlerName = handlerName
         self.engine = ServerProtocol(limits: limits, compression: compression)
+        self.engine.meter = meter
         self.io = io
         self.transport = ParkedTransport(outbox: Outbox(limit: limits.maxQueuedBytes), io: io)
         self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport)

@@ -60,10 +60,11 @@ public final class WebSocket: @unchecked Sendable {
     static let keepalivePayload = Array("swiftwebsocket-keepalive".utf8)
 
     package init(request: UpgradeRequest, subprotocol: String?, limits: Limits, keepalive: Keepalive = Keepalive(),
-                 compression: PerMessageDeflate? = nil, io: any ConnectionIO) {
+                 compression: PerMessageDeflate? = nil, io: any ConnectionIO, meter: (any TrafficMeter)? = nil) {
         self.request = request
         self.subprotocol = subprotocol
         self.engine = ServerProtocol(limits: limits, compression: compression)
+        self.engine.meter = meter
         self.compression = compression
         self.io = io
         self.outbox = Outbox(limit: limits.maxQueuedBytes)

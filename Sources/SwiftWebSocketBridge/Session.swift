@@ -17,6 +17,7 @@ final class Session {
     /// Set when the connection parks in the MPM.
     private let parkedIO: ShimParkedIO?
     private var parked: ParkedConnection?
+    private let meter: ShimTrafficMeter
 
     /// Why the handshake did not go through: the HTTP status to answer.
     struct Refused: Error { var status: Int32 }
@@ -27,6 +28,7 @@ final class Session {
         self.handlerName = type.name
         self.io = ShimConnectionIO(io, wakeable: !parking)
         self.parkedIO = parking ? ShimParkedIO(io) : nil
+        self.meter = ShimTrafficMeter(request.pointee.traffic)
         self.request = Self.upgradeRequest(from: request.pointee, logger: .errorLog(self.io))
         let options = request.pointee.options
         self.limits = Self.limits(from: options)
@@ -120,7 +122,7 @@ final class Session {
     func runBlocking() {
         io.log(.debug, "WebSocket open, served by \(handlerName)")
         let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits, keepalive: keepalive,
-                               compression: compression, io: io)
+                               compression: compression, io: io, meter: meter)
         defer { io.detach() }
         switch handler {
         case var blocking as any WebSocketHandler:
@@ -205,7 +207,7 @@ final class Session {
         io.log(.debug, "WebSocket open, served by \(handlerName) without a held thread")
         let connection = ParkedConnection(handler: events, handlerName: handlerName, request: request,
                                           subprotocol: subprotocol, limits: limits, keepalive: keepalive,
-                                          compression: compression, io: parkedIO)
+                                          compression: compression, io: parkedIO, meter: meter)
         parkedIO.driver = connection
         parked = connection
         ProcessShutdown.register(parkedIO)
@@ -230,6 +232,7 @@ final class Session {
 
     /// The connection's pool is going: no I/O after this.
     func end() {
+        meter.detach()
         guard let parkedIO else { return }
         ProcessShutdown.unregister(parkedIO)
         parked?.detach()
