@@ -578,10 +578,12 @@ static const char *label(apr_pool_t *p, const char *value)
     return escaped;
 }
 
+/* The text format names a counter's family as its samples, with _total. */
 static void family(request_rec *r, const char *metric, const char *help, int gauge)
 {
-    const char *type = gauge ? "gauge" : "counter";
-    ap_rprintf(r, "# HELP swiftwebsocket_%s %s\n# TYPE swiftwebsocket_%s %s\n", metric, help, metric, type);
+    const char *suffix = gauge ? "" : "_total";
+    ap_rprintf(r, "# HELP swiftwebsocket_%s%s %s\n# TYPE swiftwebsocket_%s%s %s\n", metric, suffix, help, metric,
+               suffix, gauge ? "gauge" : "counter");
 }
 
 /* Per resource, and by close code or status where the family has one. */
