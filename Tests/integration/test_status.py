@@ -1,6 +1,7 @@
 """The operator's view: the module's section of mod_status (`?auto`), the
 Prometheus metrics of `SetHandler swiftwebsocket-metrics`, and the
-connection log (SwiftWebSocketConnectionLog), counted across 3 children."""
+connection log (SwiftWebSocketConnectionLog), counted across 3 children.
+scripts/run-httpd serves /server-status and /metrics."""
 
 import asyncio
 import json
@@ -25,13 +26,6 @@ ServerLimit 3
 ThreadsPerChild 16
 MaxRequestWorkers 48
 AsyncRequestWorkerFactor 1
-LoadModule status_module /usr/lib/apache2/modules/mod_status.so
-<Location /server-status>
-    SetHandler server-status
-</Location>
-<Location /metrics>
-    SetHandler swiftwebsocket-metrics
-</Location>
 LogLevel warn swiftwebsocket:debug
 """
 
