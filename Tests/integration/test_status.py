@@ -5,7 +5,9 @@ scripts/run-httpd serves /server-status and /metrics."""
 
 import asyncio
 import json
+import os
 import re
+import signal
 import time
 import urllib.request
 
@@ -14,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from conftest import run, serve
+from conftest import echo_roundtrip, run, serve, tls_client_context
+from h2ws import H2WebSocket
 
 # 3 children that take at most 16 + 16 x 1 connections each while idle
 # (event.c's accept limit), so 90 WebSockets need all three.
@@ -213,3 +216,78 @@ def test_connection_log_has_one_line_per_connection(server):
     assert closed["close_sent"] == {"code": 4002, "reason": "because"}
     assert closed["ended"] == "server close"
     assert closed["messages_in"] == 1 and closed["parked"] is False
+
+
+def test_tls_and_http2_connections_are_counted_and_logged(server_with, tmp_path):
+    log = tmp_path / "websockets.log"
+    secure = server_with(tls=True, extra_conf=f'SwiftWebSocketConnectionLog "{log}"\n')
+
+    async def go():
+        async with connect(secure.wss_url("/echo"), ssl=tls_client_context()) as socket:
+            stream = H2WebSocket(secure.tls_port, "/echo")
+            assert stream.status == 200
+            counted = status(secure)
+            stream.close()
+        return counted
+
+    counted = run(go())
+    assert counted["SwiftWebSocketConnections"] == 2
+    assert counted["SwiftWebSocketConnectionsTLS"] == 2
+    assert counted["SwiftWebSocketConnectionsHTTP2"] == 1
+    assert counted["SwiftWebSocketConnectionsOnThread"] == 1  # the stream holds mod_http2's worker
+    assert counted["SwiftWebSocketConnectionsParked"] == 1
+    wait_for(secure, "SwiftWebSocketConnections", 0)
+    deadline = time.monotonic() + 10
+    while len(log.read_text().splitlines()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(line["protocol"] for line in lines) == ["h2", "http/1.1"]
+    assert all(line["tls"] for line in lines)
+
+
+def test_a_killed_childs_connections_leave_the_gauge_and_its_counts_stay(server_with):
+    several = server_with(extra_conf=THREE_CHILDREN)
+
+    async def go():
+        sockets = [await connect(several.url("/echo"), compression=None) for _ in range(60)]
+        for socket in sockets:
+            await socket.send("before")
+            await socket.recv()
+        by_pid = {}
+        for pid in re.findall(r"\[pid (\d+):tid \d+\].*WebSocket open", several.error_log):
+            by_pid[pid] = by_pid.get(pid, 0) + 1
+        victim, held = max(by_pid.items(), key=lambda item: item[1])
+        os.kill(int(victim), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while status(several)["SwiftWebSocketConnections"] != 60 - held:
+            assert time.monotonic() < deadline, "the killed child's connections stayed in the gauge"
+            await asyncio.sleep(0.05)
+        after = status(several)
+        await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+        return after
+
+    after = run(go(), timeout=60)
+    assert after["SwiftWebSocketMessagesIn"] == 60
+
+
+def test_a_graceful_restart_starts_the_counts_again(server_with):
+    restarted = server_with()
+    run(echo_roundtrip(restarted.url("/echo"), "counted"))
+    assert status(restarted)["SwiftWebSocketMessagesIn"] == 1
+    restarted.graceful()
+    assert status(restarted)["SwiftWebSocketMessagesIn"] == 0
+    run(echo_roundtrip(restarted.url("/echo"), "counted again"))
+    assert status(restarted)["SwiftWebSocketMessagesIn"] == 1
+
+
+def test_a_piped_connection_log(server_with, tmp_path):
+    log = tmp_path / "piped.log"
+    piped = server_with(extra_conf=f'SwiftWebSocketConnectionLog "|$cat >> {log}"\n')
+    for i in range(3):
+        run(echo_roundtrip(piped.url("/echo"), f"piped {i}"))
+    deadline = time.monotonic() + 10
+    while not log.exists() or len(log.read_text().splitlines()) < 3:
+        assert time.monotonic() < deadline, "the piped log got too few lines"
+        time.sleep(0.05)
+    assert [json.loads(line)["messages_in"] for line in log.read_text().splitlines()] == [1, 1, 1]
