@@ -3,8 +3,10 @@
  * handlers. This file is the module record, its hooks and the opening
  * handshake; configuration.c has the directives, handler_registry.c finds
  * and loads handlers, connection_io.c is the filter I/O the Swift bridge
- * calls back. The protocol engine and the handler API are Swift (Sources/),
- * reached through CShim/include/swiftwebsocket.h.
+ * calls back, status.c counts for server-status and the metrics, and
+ * connection_log.c writes a line for each WebSocket. The protocol engine
+ * and the handler API are Swift (Sources/), reached through
+ * CShim/include/swiftwebsocket.h.
  *
  * Request flow:
  *   header_parser  claims an `Upgrade: websocket` request whose path names a

@@ -23,6 +23,10 @@
 APLOG_USE_MODULE(swiftwebsocket);
 extern module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
 
+/* The kinds in SWIFTWS_COUNTERS: whether a counter is a gauge. */
+#define SWIFTWS_KIND_gauge 1
+#define SWIFTWS_KIND_counter 0
+
 /* ---- The shared segment ---- */
 
 /* One child's slot: who owns it, then the broker counters, then one block
@@ -156,7 +160,7 @@ static void claim_slot(apr_pool_t *pchild, server_rec *s)
     __atomic_store_n(&own_slot->broker[SWIFTWS_BROKER_CONNECTED], 0, __ATOMIC_RELAXED);
     for (r = 0; r < segment.resources; r++) {
 #define SWIFTWS_ZERO_GAUGE(name, kind) \
-        if (strcmp(#kind, "gauge") == 0) { \
+        if (SWIFTWS_KIND_##kind) { \
             __atomic_store_n(&own_slot->resources[r].count[SWIFTWS_COUNT_##name], 0, __ATOMIC_RELAXED); \
         }
         SWIFTWS_COUNTERS(SWIFTWS_ZERO_GAUGE)
@@ -336,7 +340,7 @@ typedef struct {
 } sums;
 
 static const int counter_is_gauge[SWIFTWS_COUNTER_COUNT] = {
-#define SWIFTWS_IS_GAUGE(name, kind) strcmp(#kind, "gauge") == 0,
+#define SWIFTWS_IS_GAUGE(name, kind) SWIFTWS_KIND_##kind,
     SWIFTWS_COUNTERS(SWIFTWS_IS_GAUGE)
 #undef SWIFTWS_IS_GAUGE
 };
