@@ -1,4 +1,5 @@
 #include "broker.h"
+#include "status.h"
 
 #include "http_log.h"
 #include "apr_strings.h"
@@ -235,6 +236,7 @@ int swiftws_broker_publish(const char *group, size_t group_length, const void *p
     accepted = b->up && b->backlog_bytes + length <= PUBLISH_BACKLOG_BYTES;
     if (!accepted) {
         b->lost++;
+        swiftws_count_broker(SWIFTWS_BROKER_LOST, 1);
         if (b->up && !b->behind) {
             overflowed = b->behind = 1;
         }
@@ -280,6 +282,9 @@ static void forget_events(void *link)
 static void set_up(broker *b, int up)
 {
     pthread_mutex_lock(&brokers.mutex);
+    if (b->up != up) {
+        swiftws_count_broker(SWIFTWS_BROKER_CONNECTED, up ? 1 : -1);
+    }
     b->up = up;
     pthread_mutex_unlock(&brokers.mutex);
 }
@@ -316,8 +321,8 @@ static void link_up(redis_link *link)
         return;
     }
     b->retry_ms = RETRY_FIRST_MS;
+    set_up(b, 1);
     pthread_mutex_lock(&brokers.mutex);
-    b->up = 1;
     lost = b->lost;
     b->lost = 0;
     pthread_mutex_unlock(&brokers.mutex);
@@ -336,6 +341,10 @@ static void on_published(redisAsyncContext *context, void *reply, void *length)
     b->backlog_bytes -= (size_t)length;
     if (!reply) {
         b->lost++;  /* the link went down with it unanswered */
+        swiftws_count_broker(SWIFTWS_BROKER_LOST, 1);
+    }
+    else {
+        swiftws_count_broker(SWIFTWS_BROKER_PUBLISHED, 1);
     }
     if (b->behind && b->backlog_bytes < PUBLISH_BACKLOG_BYTES / 2) {
         b->behind = 0;
@@ -358,6 +367,7 @@ static void on_channel_reply(redisAsyncContext *context, void *reply_, void *unu
         || channel->len < brokers.prefix_length) {
         return;
     }
+    swiftws_count_broker(SWIFTWS_BROKER_RECEIVED, 1);
     swiftws_bridge_group_message(channel->str + brokers.prefix_length, channel->len - brokers.prefix_length,
                                  payload->str, payload->len);
 }
@@ -476,6 +486,7 @@ static void run_command(broker *b, command *c)
             pthread_mutex_lock(&brokers.mutex);
             b->backlog_bytes -= c->payload_length;
             b->lost++;
+            swiftws_count_broker(SWIFTWS_BROKER_LOST, 1);
             pthread_mutex_unlock(&brokers.mutex);
         }
         return;

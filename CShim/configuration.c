@@ -178,6 +178,16 @@ static const char *set_memory_limit(cmd_parms *cmd, void *dummy, const char *arg
     return NULL;
 }
 
+static const char *set_connection_log(cmd_parms *cmd, void *dir, const char *arg)
+{
+    const char *error = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (error) {
+        return error;
+    }
+    server_config(cmd)->connection_log = arg;
+    return NULL;
+}
+
 /* ---- How connections behave (server, virtual host, directory) ---- */
 
 /* A numeric directive: which option it sets and the values it accepts. */
@@ -344,6 +354,8 @@ const command_rec swiftws_commands[] = {
     AP_INIT_TAKE1("SwiftWebSocketSlowCallback", set_duration, (void *)&slow_callback, CONNECTION_CONF,
                   "Warn when handler code holds its thread this long: a callback, or a blocking handler "
                   "between receive() calls, in seconds; 0: never (default 1)"),
+    AP_INIT_TAKE1("SwiftWebSocketConnectionLog", set_connection_log, NULL, RSRC_CONF,
+                  "A file, or \"|program\", that gets a JSON line for each closed WebSocket"),
     AP_INIT_TAKE_ARGV("SwiftWebSocketAllowedOrigins", set_allowed_origins, NULL, CONNECTION_CONF,
                       "Origins admitted (403 otherwise): scheme://host[:port] ..., \"none\" for requests "
                       "without Origin, \"*\" for any (default: any)"),

@@ -27,6 +27,7 @@ typedef struct {
     apr_int64_t memory_limit;     /* bytes per child, 0: none; -1: unset (the default) */
     int trap_limit;               /* SwiftWebSocketTrapLimit; 0: unset (the default), -1: off */
     apr_interval_time_t trap_period;
+    const char *connection_log;   /* SwiftWebSocketConnectionLog as written; NULL: none */
 } swiftws_server_config;
 
 /* SwiftWebSocketMemoryLimit's default: room for 16 messages of the

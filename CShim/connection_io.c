@@ -1,6 +1,7 @@
 #include "connection_io.h"
 #include "broker.h"
 #include "trap_report.h"
+#include "status.h"
 
 #include "http_config.h"
 #include "http_connection.h"
@@ -178,6 +179,8 @@ static long host_read(void *io_, void *buffer, size_t length)
             apr_bucket_delete(b);
         }
         if (copied > 0) {
+            io->traffic->bytes_in += copied;
+            swiftws_count(io->traffic, SWIFTWS_COUNT_BYTES_IN, (int64_t)copied);
             return (long)copied;
         }
     }
@@ -260,6 +263,8 @@ static int pass_output(swiftws_io *io, const void *first, size_t first_length,
         log_io(io, APLOG_DEBUG, rv, "writing to the WebSocket client failed");
         return -1;
     }
+    io->traffic->bytes_out += first_length + second_length;
+    swiftws_count(io->traffic, SWIFTWS_COUNT_BYTES_OUT, (int64_t)(first_length + second_length));
     return 0;
 }
 
@@ -368,5 +373,5 @@ const swiftws_host swiftws_host_services = {
     host_read, host_wait, host_write, host_log, host_log_level, host_log_server,
     host_add_response_header, host_write_buffered, host_flush, host_schedule_timer, host_shutdown,
     swiftws_broker_publish, swiftws_broker_subscribe, swiftws_broker_unsubscribe, host_return_free_memory,
-    host_handler_enter, swiftws_trap_leave
+    host_handler_enter, swiftws_trap_leave, swiftws_count_close
 };

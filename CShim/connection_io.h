@@ -22,6 +22,7 @@ typedef struct {
     int at_end;                     /* the input stream ended */
     int input_fd;                   /* what poll watches for input; -1: none to poll */
     const struct swiftws_trap_label *trap_label;  /* what a trap in its handler reports */
+    swiftws_traffic *traffic;       /* where the bytes each way are counted */
 } swiftws_io;
 
 extern const swiftws_host swiftws_host_services;

@@ -3,8 +3,10 @@
  * handlers. This file is the module record, its hooks and the opening
  * handshake; configuration.c has the directives, handler_registry.c finds
  * and loads handlers, connection_io.c is the filter I/O the Swift bridge
- * calls back. The protocol engine and the handler API are Swift (Sources/),
- * reached through CShim/include/swiftwebsocket.h.
+ * calls back, status.c counts for server-status and the metrics, and
+ * connection_log.c writes a line for each WebSocket. The protocol engine
+ * and the handler API are Swift (Sources/), reached through
+ * CShim/include/swiftwebsocket.h.
  *
  * Request flow:
  *   header_parser  claims an `Upgrade: websocket` request whose path names a
@@ -47,7 +49,9 @@
 #include "broker.h"
 #include "configuration.h"
 #include "connection_io.h"
+#include "connection_log.h"
 #include "handler_registry.h"
+#include "status.h"
 #include "swiftwebsocket.h"
 #include "trap_limit.h"
 #include "trap_report.h"
@@ -520,6 +524,8 @@ static int websocket_handler(request_rec *r)
     int trap_slot;
     char handler_name[200];
     apr_pool_t *session_pool;
+    swiftws_connection_record *record;
+    swiftws_request *request;
 
     if (!handler_type) {
         return DECLINED;
@@ -548,7 +554,12 @@ static int websocket_handler(request_rec *r)
     session_pool = parking ? r->connection->pool : r->pool;
     io = swiftws_io_create(r, session_pool);
     io->trap_label = swiftws_trap_label_make(r, session_pool, handler_name, trap_slot);
-    session = swiftws_session_open(handler_type, describe_request(r, conf), io, parking, &status);
+    /* Before the session, so that its cleanup runs after the session's. */
+    record = swiftws_connection_record_create(r, session_pool);
+    io->traffic = &record->traffic;
+    request = describe_request(r, conf);
+    request->traffic = io->traffic;
+    session = swiftws_session_open(handler_type, request, io, parking, &status);
     if (!session) {
         apr_table_do(add_header, r->err_headers_out, io->response_headers, NULL);
         return status;
@@ -562,6 +573,7 @@ static int websocket_handler(request_rec *r)
     apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", accept_value(r->pool, key));
     ap_send_interim_response(r, 1);
     switch_to_connection_filters(r);
+    swiftws_connection_opened(record, r, parking);
 
     swiftws_io_start(io, conf->options.write_timeout_ms);
     if (parking) {
@@ -587,6 +599,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_suspend_connection(suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_resume_connection(resume_connection, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_close_connection(pre_close_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    swiftws_status_register_hooks();
+    swiftws_connection_log_register_hooks();
 }
 
 AP_DECLARE_MODULE(swiftwebsocket) = {

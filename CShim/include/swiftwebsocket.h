@@ -50,6 +50,92 @@ typedef struct swiftws_connection_options {
 #undef SWIFTWS_OPTION_FIELD
 } swiftws_connection_options;
 
+/* What the server counts for each resource, in each child's slot of the
+ * shared memory status.c keeps (summed by mod_status, the metrics handler
+ * and the live page). Gauges go up and down; the rest only up. Listed once
+ * here: the list makes the array indices and status.c's names. The bytes
+ * are the WebSocket frames on the wire (after TLS, before HTTP/2 framing);
+ * the compression savings are payload bytes minus compressed bytes, and
+ * may go down for a message that compressed badly. */
+#define SWIFTWS_COUNTERS(X) \
+    X(CONNECTIONS, gauge)         /* open WebSockets */ \
+    X(CONNECTIONS_PARKED, gauge)  /* ... parked in the event MPM between messages */ \
+    X(CONNECTIONS_ON_THREAD, gauge) /* ... holding a thread (blocking handlers, HTTP/2, other MPMs) */ \
+    X(CONNECTIONS_HTTP2, gauge)   /* ... over HTTP/2 streams */ \
+    X(CONNECTIONS_TLS, gauge)     /* ... over TLS */ \
+    X(HANDSHAKES_ACCEPTED, counter) \
+    X(MESSAGES_IN, counter)       /* whole data messages from clients */ \
+    X(MESSAGES_OUT, counter) \
+    X(BYTES_IN, counter) \
+    X(BYTES_OUT, counter) \
+    X(DEFLATE_SAVED_IN, counter)  /* bytes permessage-deflate saved clients' messages */ \
+    X(DEFLATE_SAVED_OUT, counter) \
+    X(OUTBOX_CLOSES, counter)     /* closed with 1008: SwiftWebSocketOutboxSize passed */ \
+    X(MEMORY_BUDGET_CLOSES, counter) /* closed for the child's memory budget */
+
+enum {
+#define SWIFTWS_COUNTER_INDEX(name, kind) SWIFTWS_COUNT_##name,
+    SWIFTWS_COUNTERS(SWIFTWS_COUNTER_INDEX)
+#undef SWIFTWS_COUNTER_INDEX
+    SWIFTWS_COUNTER_COUNT
+};
+
+/* Close codes by code: 1000..1015 each, then 3000-3999 and 4000-4999 as
+ * two, then anything else; SWIFTWS_CLOSE_NONE is a close frame without a
+ * code (1005 as the receiver reports it). */
+enum { SWIFTWS_CLOSE_BUCKETS = 19 };
+#define SWIFTWS_CLOSE_NONE 1005
+/* Refused handshakes by status: 400..431, 500..511, and any other. */
+enum { SWIFTWS_REFUSED_BUCKETS = 32 + 12 + 1 };
+
+typedef struct swiftws_resource_counters {
+    uint64_t count[SWIFTWS_COUNTER_COUNT];
+    uint64_t closes_sent[SWIFTWS_CLOSE_BUCKETS];
+    uint64_t closes_received[SWIFTWS_CLOSE_BUCKETS];
+    uint64_t refused[SWIFTWS_REFUSED_BUCKETS];
+} swiftws_resource_counters;
+
+/* One WebSocket's traffic, counted as it happens by the thread driving it:
+ * its own totals (for its line in SwiftWebSocketConnectionLog) and the
+ * shared counters of its resource in this child's slot. The shim makes it
+ * before the handshake and reads it when the connection's pool goes. */
+typedef struct swiftws_traffic {
+    swiftws_resource_counters *shared;  /* never NULL */
+    uint64_t messages_in, messages_out, bytes_in, bytes_out;
+    /* -1: no close frame that way; SWIFTWS_CLOSE_NONE: one without a code. */
+    int close_sent_code, close_received_code;
+    int server_closed_first;
+    char close_sent_reason[124], close_received_reason[124];
+} swiftws_traffic;
+
+/* The hot path's counting: plain adds to the connection's own totals, one
+ * atomic add to the shared counter; no lock, no lookup. */
+static inline void swiftws_count(swiftws_traffic *traffic, int counter, int64_t amount)
+{
+    __atomic_fetch_add(&traffic->shared->count[counter], (uint64_t)amount, __ATOMIC_RELAXED);
+}
+
+static inline void swiftws_count_message_in(swiftws_traffic *traffic, int64_t bytes, int64_t wire_bytes)
+{
+    traffic->messages_in++;
+    swiftws_count(traffic, SWIFTWS_COUNT_MESSAGES_IN, 1);
+    if (wire_bytes != bytes) {
+        swiftws_count(traffic, SWIFTWS_COUNT_DEFLATE_SAVED_IN, bytes - wire_bytes);
+    }
+}
+
+/* `ends_message`: a fragment that is not the last adds its bytes alone. */
+static inline void swiftws_count_sent(swiftws_traffic *traffic, int64_t bytes, int64_t wire_bytes, int ends_message)
+{
+    if (ends_message) {
+        traffic->messages_out++;
+        swiftws_count(traffic, SWIFTWS_COUNT_MESSAGES_OUT, 1);
+    }
+    if (wire_bytes != bytes) {
+        swiftws_count(traffic, SWIFTWS_COUNT_DEFLATE_SAVED_OUT, bytes - wire_bytes);
+    }
+}
+
 /* One upgrade request as the shim saw it. Valid until the content handler
  * returns. */
 typedef struct swiftws_request {
@@ -63,6 +149,7 @@ typedef struct swiftws_request {
     const swiftws_header *tls_variables;  /* mod_ssl's SSL_* with a value */
     size_t tls_variable_count;
     swiftws_connection_options options;
+    swiftws_traffic *traffic;    /* where the connection's traffic is counted */
 } swiftws_request;
 
 /* Services the shim gives Swift. `io` is the shim's per-connection context,
@@ -144,6 +231,10 @@ typedef struct swiftws_host {
      * returns what `handler_leave` restores. */
     const void *(*handler_enter)(void *io);
     void (*handler_leave)(const void *previous);
+
+    /* A close frame sent (`sent`) or received, with its code (-1: none)
+     * and reason: counted by code, and kept for the connection log. */
+    void (*count_close)(swiftws_traffic *traffic, int sent, int code, const char *reason, size_t length);
 } swiftws_host;
 
 enum { SWIFTWS_PUBLISH_SENT = 0, SWIFTWS_PUBLISH_LOCAL = 1 };

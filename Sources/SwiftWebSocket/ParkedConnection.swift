@@ -61,10 +61,12 @@ package final class ParkedConnection: @unchecked Sendable {
 
     package init(handler: any WebSocketEventHandler, handlerName: String, request: UpgradeRequest,
                  subprotocol: String?, limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?,
-                 slowCalls: SlowCallWatch = SlowCallWatch(), io: any ParkedConnectionIO) {
+                 slowCalls: SlowCallWatch = SlowCallWatch(), io: any ParkedConnectionIO,
+                 meter: (any TrafficMeter)? = nil) {
         self.handler = handler
         self.handlerName = handlerName
         self.engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
+        self.engine.meter = meter
         self.io = io
         self.transport = ParkedTransport(outbox: Outbox(limit: limits.maxQueuedBytes, memory: memory), io: io)
         self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport)
@@ -282,6 +284,8 @@ package final class ParkedConnection: @unchecked Sendable {
     private func closeOverflowed(with code: CloseCode) throws {
         if code == .policyViolation {
             io.log(.info, "more than \(transport.outbox.limit) bytes queued for a slow client; closing with 1008")
+        } else {
+            engine.meter?.closedOverMemoryBudget()
         }
         try startClose(code: code, reason: code == .policyViolation ? "too slow" : "memory budget")
     }

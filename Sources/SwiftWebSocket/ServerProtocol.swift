@@ -93,6 +93,9 @@ public struct ServerProtocol {
     /// Set by a close frame or a violation: later input means nothing.
     private var inputEnded = false
 
+    /// Told of every message and close frame, each way.
+    package var meter: (any TrafficMeter)?
+
     /// The most message-buffer capacity kept between messages.
     static let retainedBufferCapacity = 64 * 1024
 
@@ -143,7 +146,8 @@ public struct ServerProtocol {
             nextEventIndex = 0
         }
         switch event {
-        case .close:
+        case .close(let code, let reason):
+            meter?.closeReceived(code: code, reason: reason)
             state = state == .open ? .closeReceived : .closed
         case .failed(let violation):
             if state == .open { queueClose(code: violation.closeCode, reason: "") }
@@ -333,11 +337,13 @@ public struct ServerProtocol {
             try closeReceived()
         case .text, .binary, .continuation:
             guard header.fin else { return }
+            let wireBytes = messageCompressed ? Int(clamping: compressedCount) : messageBuffer.count
             if messageCompressed {
                 try inflate(Deflater.syncFlushTail)
                 if compression?.clientNoContextTakeover == true { inflater = nil }
                 messageCompressed = false
             }
+            if state == .open { meter?.received(messageBytes: messageBuffer.count, wireBytes: wireBytes) }
             let message: Message
             if messageOpcode == .text {
                 guard utf8.isComplete else { throw .invalidUTF8 }
@@ -378,6 +384,7 @@ public struct ServerProtocol {
     private mutating func fail(_ violation: ProtocolViolation) {
         inputEnded = true
         messageBuffer.release()
+        if case .memoryBudgetExhausted = violation { meter?.closedOverMemoryBudget() }
         events.append(.failed(violation))
     }
 
@@ -476,8 +483,10 @@ public struct ServerProtocol {
            compress(payload, endOfMessage: true) {
             let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
                                             payloadLength: compressedPayload.count)
+            meter?.sent(bytes: payload.count, wireBytes: compressedPayload.count, endsMessage: true)
             return OutgoingFrame(header: header, isCompressed: true)
         }
+        meter?.sent(bytes: payload.count, wireBytes: payload.count, endsMessage: true)
         return OutgoingFrame(header: EncodedFrameHeader(fin: true, opcode: opcode, payloadLength: payload.count),
                              isCompressed: false)
     }
@@ -502,8 +511,10 @@ public struct ServerProtocol {
             deflater = nil
             let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
                                             payloadLength: payload.count)
+            meter?.sent(bytes: count, wireBytes: payload.count, endsMessage: true)
             return SharedFrame(header: header, compressedPayload: payload)
         }
+        meter?.sent(bytes: count, wireBytes: count, endsMessage: true)
         return SharedFrame(header: EncodedFrameHeader(fin: true, opcode: opcode, payloadLength: count),
                            compressedPayload: nil)
     }
@@ -532,6 +543,8 @@ public struct ServerProtocol {
             compressed = false
         }
         outgoingFragments = isFinal ? nil : (opcode, compressed)
+        meter?.sent(bytes: payload.count, wireBytes: compressed ? compressedPayload.count : payload.count,
+                    endsMessage: isFinal)
         let header = EncodedFrameHeader(fin: isFinal, reservedBits: isFirst && compressed ? FrameHeader.rsv1 : 0,
                                         opcode: isFirst ? opcode : .continuation,
                                         payloadLength: compressed ? compressedPayload.count : payload.count)
@@ -562,6 +575,7 @@ public struct ServerProtocol {
     }
 
     private mutating func queueClose(code: CloseCode?, reason: String) {
+        meter?.closeSent(code: code, reason: reason)
         var payload: [UInt8] = []
         if let code {
             payload = [UInt8(code.rawValue >> 8), UInt8(code.rawValue & 0xFF)]

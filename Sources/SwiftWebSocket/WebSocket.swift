@@ -66,10 +66,11 @@ public final class WebSocket: @unchecked Sendable {
 
     package init(request: UpgradeRequest, subprotocol: String?, limits: Limits, keepalive: Keepalive = Keepalive(),
                  compression: PerMessageDeflate? = nil, slowCalls: SlowCallWatch = SlowCallWatch(),
-                 io: any ConnectionIO) {
+                 io: any ConnectionIO, meter: (any TrafficMeter)? = nil) {
         self.request = request
         self.subprotocol = subprotocol
         self.engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
+        self.engine.meter = meter
         self.compression = compression
         self.io = io
         self.outbox = Outbox(limit: limits.maxQueuedBytes, memory: memory)
@@ -361,6 +362,7 @@ public final class WebSocket: @unchecked Sendable {
             io.log(.info, "more than \(outbox.limit) bytes queued for a slow client; closing with 1008")
             try closeAsOwner(code: .policyViolation, reason: "too slow")
         } else if let overflow {
+            engine.meter?.closedOverMemoryBudget()
             try closeAsOwner(code: overflow, reason: "memory budget")
         }
     }

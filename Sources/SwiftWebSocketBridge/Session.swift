@@ -20,6 +20,7 @@ final class Session {
     /// Set when the connection parks in the MPM.
     private let parkedIO: ShimParkedIO?
     private var parked: ParkedConnection?
+    private let meter: ShimTrafficMeter
 
     /// Why the handshake did not go through: the HTTP status to answer.
     struct Refused: Error { var status: Int32 }
@@ -31,6 +32,7 @@ final class Session {
         self.shimIO = io
         self.io = ShimConnectionIO(io, wakeable: !parking)
         self.parkedIO = parking ? ShimParkedIO(io) : nil
+        self.meter = ShimTrafficMeter(request.pointee.traffic)
         self.request = Self.upgradeRequest(from: request.pointee, logger: .errorLog(self.io))
         let options = request.pointee.options
         self.limits = Self.limits(from: options)
@@ -133,7 +135,7 @@ final class Session {
     func runBlocking() {
         io.log(.debug, "WebSocket open, served by \(handlerName)")
         let socket = WebSocket(request: request, subprotocol: subprotocol, limits: limits, keepalive: keepalive,
-                               compression: compression, slowCalls: slowCalls, io: io)
+                               compression: compression, slowCalls: slowCalls, io: io, meter: meter)
         defer { io.detach() }
         switch handler {
         case var blocking as any WebSocketHandler:
@@ -218,7 +220,7 @@ final class Session {
         io.log(.debug, "WebSocket open, served by \(handlerName) without a held thread")
         let connection = ParkedConnection(handler: events, handlerName: handlerName, request: request,
                                           subprotocol: subprotocol, limits: limits, keepalive: keepalive,
-                                          compression: compression, slowCalls: slowCalls, io: parkedIO)
+                                          compression: compression, slowCalls: slowCalls, io: parkedIO, meter: meter)
         parkedIO.driver = connection
         parked = connection
         ProcessShutdown.register(parkedIO)
@@ -243,6 +245,7 @@ final class Session {
 
     /// The connection's pool is going: no I/O after this.
     func end() {
+        meter.detach()
         guard let parkedIO else { return }
         ProcessShutdown.unregister(parkedIO)
         parked?.detach()

@@ -7,6 +7,7 @@ import re
 import os
 import signal
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -450,3 +451,34 @@ def test_named_groups_without_a_broker_on_several_children_name_the_directive(se
 
     run(go())
     assert "no SwiftWebSocketBroker is set" in server.error_log
+
+
+def broker_status(server):
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/server-status?auto", timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return {key: int(value) for key, value in (line.split(": ", 1) for line in lines if line.startswith("SwiftWebSocketBroker"))}
+
+
+def test_server_status_counts_what_the_brokers_carry(server, redis):
+    room = new_room()
+    before = broker_status(server)
+    assert before["SwiftWebSocketBrokersConnected"] == 3  # one broker, seen by each of 3 children
+
+    async def go():
+        members = await join(server.url(f"/chat?room={room}"), 30)
+        processes = wait_for_joins(server, room, 30)
+        redis.wait_for_subscribers(f"swiftws:{room}", len(processes))
+        await members[0].send("counted")
+        await asyncio.gather(*(receive(ws, 1) for ws in members))
+        await close_all(members)
+        return len(processes)
+
+    processes = run(go())
+    deadline = time.monotonic() + 10
+    while (after := broker_status(server))["SwiftWebSocketBrokerPublished"] == before["SwiftWebSocketBrokerPublished"]:
+        assert time.monotonic() < deadline, "Redis's answer to the PUBLISH was never counted"
+        time.sleep(0.05)
+    assert after["SwiftWebSocketBrokerPublished"] - before["SwiftWebSocketBrokerPublished"] == 1
+    # Each child with members got the message back from its channel.
+    assert after["SwiftWebSocketBrokerReceived"] - before["SwiftWebSocketBrokerReceived"] == processes
+    assert after["SwiftWebSocketBrokerLost"] == before["SwiftWebSocketBrokerLost"]

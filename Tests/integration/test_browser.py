@@ -3,6 +3,9 @@ over http and over https, and uses its echo and chat panels as a person
 would. Over https Chromium opens the WebSockets as HTTP/2 streams (the
 server advertises RFC 8441), which the access log shows."""
 
+import json
+import urllib.request
+
 import pytest
 
 from browser import Chromium
@@ -85,3 +88,30 @@ def test_https_page_uses_websockets_over_http2(server, browser):
     tab.close()  # ends the WebSockets, and httpd logs their requests
     for line, count in before.items():
         server.wait_for_access_log(line, more_than=count)
+
+
+def server_totals(server):
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics?format=json", timeout=10) as response:
+        return json.loads(response.read())["total"]
+
+
+def shows(element, value):
+    return f"document.getElementById('{element}').textContent === {str(value)!r}"
+
+
+def test_server_panel_shows_what_the_server_counts(server, open_tab):
+    tab = open_tab(page_urls(server)["http"])
+    tab.wait_for(BOTH_OPEN)
+    for i in range(3):
+        tab.submit("echo", f"counted {i}")
+        tab.wait_for(log_contains("echo-log", f"echo: counted {i}"))
+    # Nothing else talks to the server now: the page catches up with it
+    # within a poll or two.
+    totals = server_totals(server)
+    assert totals["Connections"] >= 2  # this tab's echo and chat at least
+    tab.wait_for(shows("stats-connections", totals["Connections"]))
+    tab.wait_for(shows("stats-messages-in", totals["MessagesIn"]))
+    tab.wait_for(shows("stats-messages-out", totals["MessagesOut"]))
+    # The chart has a point a second after the first.
+    tab.wait_for("document.getElementById('stats-line').getAttribute('points').split(' ').length >= 2")
+    assert float(tab.text("stats-rate")) >= 0
