@@ -6,6 +6,7 @@ timeout (a client dripping a message) and a broadcast to members that
 stopped reading."""
 
 import asyncio
+import collections
 import multiprocessing
 import os
 import pathlib
@@ -237,8 +238,10 @@ def test_unfinished_large_messages_stay_within_the_budget(server, compressed):
     assert ordinary.slowest < 1, f"an ordinary round trip took {ordinary.slowest:.2f} s"
     assert peak < before + 256 + 160, f"RSS {before:.0f} MiB before, {peak:.0f} MiB at the peak"
     assert after < before * 1.1, f"RSS {before:.0f} MiB before, {after:.0f} MiB after the attackers left"
-    # Without the budget 200 x 15 MiB would be held: most were closed.
-    assert codes.count(1009) >= ATTACKERS - 256 // 15, codes
+    # Without the budget 200 x 15 MiB would be held: most were closed with
+    # 1009, the rest (what fits, or was not read yet) by the attackers.
+    closes = collections.Counter(codes)
+    assert set(closes) <= {1009, None} and closes[1009] >= ATTACKERS // 2, closes
     warnings = server.error_log.count(BUDGET_WARNING) - warnings_before
     assert 1 <= warnings <= 3, f"{warnings} budget warnings: one per episode, not one per connection"
     print(f"\nRSS MiB: before {before:.0f}, peak {peak:.0f}, after {after:.0f}; "
