@@ -11,6 +11,7 @@
 #include "ap_mpm.h"
 #include "util_filter.h"
 #include "apr_portable.h"
+#include "apr_strings.h"
 
 #include <malloc.h>
 
@@ -42,6 +43,16 @@ swiftws_io *swiftws_io_create(request_rec *r, apr_pool_t *pool)
 
 void swiftws_io_request_done(swiftws_io *io)
 {
+    request_rec *r = io->r;
+    /* The connection's lines from now on (parked callbacks, timeouts)
+     * carry the handshake request's log id as theirs (ErrorLogFormat's
+     * %{c}L), the one its access log line has (%L), not one of their own. */
+    if (!r->log_id) {
+        ap_run_generate_log_id(r->connection, r, &r->log_id);
+    }
+    if (r->log_id) {
+        r->connection->log_id = apr_pstrdup(r->connection->pool, r->log_id);
+    }
     io->r = NULL;
 }
 

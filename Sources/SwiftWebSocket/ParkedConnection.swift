@@ -221,6 +221,10 @@ package final class ParkedConnection: @unchecked Sendable {
                 // After our close, messages still arriving are dropped.
                 if engine.state == .open {
                     call("onMessage") { handler, connection in try handler.onMessage(message, from: connection) }
+                    // Before the next event: what the callback sent goes
+                    // out ahead of a close or failure that came after its
+                    // message, in the order the client sent them.
+                    try deliverQueued()
                 }
             case .ping:
                 try writePendingOutput()

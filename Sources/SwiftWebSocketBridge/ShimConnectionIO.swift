@@ -24,6 +24,11 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
     /// owner's next read or send). Locked, so a late `wake` never writes
     /// to a descriptor closed and reused meanwhile.
     private let wakeDescriptor: Mutex<Int32>
+    /// For a connection that parks, whose callbacks run on whichever
+    /// worker the MPM picks: the context they log through, until `detach`
+    /// (locked, so a line being logged holds the pool alive), as its
+    /// address; 0 once detached.
+    private let parkedLog: Mutex<UInt>?
     let logLevel: LogLevel
 
     /// `wakeable`: make the eventfd that other threads wake the owner
@@ -33,6 +38,7 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
         self.io = io
         let descriptor = wakeable ? eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) : -1
         self.wakeDescriptor = Mutex(descriptor)
+        self.parkedLog = wakeable ? nil : Mutex(UInt(bitPattern: io))
         self.logLevel = LogLevel(apacheLevel: host.log_level(io))
         if descriptor >= 0 { ProcessShutdown.register(descriptor) }
     }
@@ -49,6 +55,7 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
     /// must not hold a descriptor).
     func detach() {
         io = nil
+        parkedLog?.withLock { $0 = 0 }
         closeWakeDescriptor()
     }
 
@@ -108,12 +115,20 @@ final class ShimConnectionIO: ConnectionIO, @unchecked Sendable {
         }
     }
 
+    /// Against the connection (its client and the handshake's log id) on
+    /// the owner's thread, and from any thread for a parked connection;
+    /// elsewhere, and once detached, against the server.
     func log(_ level: LogLevel, _ message: String) {
         if onOwnerThread, let io {
             host.log(io, level.rawValue, message)
-        } else {
-            host.log_server(level.rawValue, message)
+            return
         }
+        let logged = parkedLog?.withLock { address -> Bool in
+            guard let io = UnsafeMutableRawPointer(bitPattern: address) else { return false }
+            host.log(io, level.rawValue, message)
+            return true
+        } ?? false
+        if !logged { host.log_server(level.rawValue, message) }
     }
 
     func addResponseHeader(name: String, value: String) {

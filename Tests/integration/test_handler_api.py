@@ -124,3 +124,33 @@ def test_readme_handler_builds_and_serves(tmp_path_factory, server_with):
             return ws.subprotocol, greeting, await ws.recv()
     assert run(go()) == ("greet.v2", "hello, Ada", "ABC")
     assert "greeting Ada" in server.error_log
+
+
+def test_a_parked_callback_logs_against_its_connection(tmp_path_factory, server_with):
+    """An event-style callback on the event MPM runs on whichever worker
+    the MPM picks, after the handshake's request is over: its lines are the
+    connection's, and name the client and carry (as the connection's log
+    id, %{c}L) the handshake request's log id, the access log's %L."""
+    root = tmp_path_factory.mktemp("handlers")
+    build_handler(TEST_HANDLERS / "event_logging_wsh.swift", root)
+    server = server_with(handler_root=root, extra_conf="""
+ErrorLogFormat "[%l] [client %a] [id %{c}L] %M"
+LogFormat "%L %r %>s" with_id
+CustomLog ids.log with_id
+LogLevel warn swiftwebsocket:debug
+""")
+
+    async def go():
+        async with connect(server.url("/event_logging")) as ws:
+            for text in ("one", "two", "three"):
+                await ws.send(text)
+                assert await ws.recv() == text
+    run(go())
+    server.wait_for_access_log("/event_logging")
+    (request_id,) = [line.split()[0] for line in (server.state / "ids.log").read_text().splitlines()
+                     if "GET /event_logging" in line]
+    lines = [line for line in server.error_log.splitlines() if "warning line from a parked callback" in line]
+    assert "WebSocket parked in the MPM" in server.error_log
+    assert len(lines) == 3
+    for line in lines:
+        assert "[client 127.0.0.1:" in line and f"[id {request_id}]" in line, line
