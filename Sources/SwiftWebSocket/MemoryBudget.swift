@@ -15,7 +15,8 @@ package final class MemoryBudget: Sendable {
     /// Bytes; 0 for no limit (still counted).
     private let limitBytes = Atomic(0)
     private let used = Atomic(0)
-    private let accounts = Mutex<[ObjectIdentifier: MemoryAccount]>([:])
+    /// The open accounts, held weakly: an account ends with its connection.
+    private let accounts = Mutex<[ObjectIdentifier: WeakAccount]>([:])
     private let episode = Mutex(Episode())
     private let log = Mutex<@Sendable (LogLevel, String) -> Void>({ _, _ in })
     private let episodeEnded = Mutex<@Sendable () -> Void>({})
@@ -52,12 +53,12 @@ package final class MemoryBudget: Sendable {
     /// An account for one connection's holdings.
     package func openAccount() -> MemoryAccount {
         let account = MemoryAccount(budget: self)
-        accounts.withLock { $0[ObjectIdentifier(account)] = account }
+        accounts.withLock { $0[ObjectIdentifier(account)] = WeakAccount(account: account) }
         return account
     }
 
-    func closeAccount(_ account: MemoryAccount) {
-        _ = accounts.withLock { $0.removeValue(forKey: ObjectIdentifier(account)) }
+    func closeAccount(_ id: ObjectIdentifier) {
+        _ = accounts.withLock { $0.removeValue(forKey: id) }
     }
 
     /// Adds `bytes` to what is in use if it stays within the limit.
@@ -119,7 +120,7 @@ package final class MemoryBudget: Sendable {
         guard limit > 0 else { return }
         var revoked: [MemoryAccount] = []
         accounts.withLock { accounts in
-            var holders = accounts.values.filter { $0.held >= Self.smallestEvicted && !$0.isRevoked }
+            var holders = accounts.values.compactMap(\.account).filter { $0.held >= Self.smallestEvicted && !$0.isRevoked }
             holders.sort { $0.held > $1.held }
             for holder in holders {
                 if used.load(ordering: .relaxed) + room <= limit - limit / 8 { break }
@@ -150,6 +151,10 @@ package final class MemoryBudget: Sendable {
         var refusals = 0
         var total = Counters()
     }
+}
+
+private struct WeakAccount {
+    weak var account: MemoryAccount?
 }
 
 /// One connection's share of the `MemoryBudget`: what its message in
@@ -233,7 +238,11 @@ package final class MemoryAccount: Sendable {
         give(message.load(ordering: .relaxed), for: .message)
         give(outbox.load(ordering: .relaxed), for: .outbox)
         wake.withLock { $0 = nil }
-        budget.closeAccount(self)
+        budget.closeAccount(ObjectIdentifier(self))
+    }
+
+    deinit {
+        close()
     }
 
     /// Takes everything back for the budget; returns how much.

@@ -82,7 +82,6 @@ package final class ParkedConnection: @unchecked Sendable {
 
     deinit {
         readBuffer.deallocate()
-        memory.close()
     }
 
     // MARK: Entry points

@@ -86,7 +86,6 @@ public final class WebSocket: @unchecked Sendable {
 
     deinit {
         readBuffer.deallocate()
-        memory.close()
     }
 
     // MARK: Receiving (owner)
