@@ -83,6 +83,14 @@ def wait_for_joins(server, room, count, timeout=10):
     return processes_with_members(server, room)
 
 
+def wait_until_delivering(server, redis, room, count):
+    """Waits until `count` members of `room` joined and every child holding
+    them subscribed to the room's channel on `redis`; returns those children."""
+    processes = wait_for_joins(server, room, count)
+    redis.wait_for_subscribers(f"swiftws:{room}", len(processes))
+    return processes
+
+
 async def receive(ws, count, timeout=10):
     return [await asyncio.wait_for(ws.recv(), timeout) for _ in range(count)]
 
@@ -96,9 +104,8 @@ def test_sixty_members_over_three_children_receive_all_sixty_messages_in_one_ord
 
     async def go():
         members = await join(server.url(f"/chat?room={room}"), 60)
-        processes = wait_for_joins(server, room, 60)
+        processes = wait_until_delivering(server, redis, room, 60)
         assert len(processes) >= 2, "the members should be spread over the children"
-        redis.wait_for_subscribers(f"swiftws:{room}", len(processes))
         await asyncio.gather(*(ws.send(f"message {i}") for i, ws in enumerate(members)))
         received = await asyncio.gather(*(receive(ws, 60) for ws in members))
         await close_all(members)
@@ -181,8 +188,7 @@ def test_redis_stopped_and_back(server_with, own_redis):
 
     async def go():
         members = await join(server.url(f"/chat?room={room}"), 30)
-        processes = wait_for_joins(server, room, 30)
-        own_redis.wait_for_subscribers(f"swiftws:{room}", len(processes))
+        wait_until_delivering(server, own_redis, room, 30)
         echo = await join(server.url("/echo"), 1)
         own_redis.stop()
         await asyncio.sleep(0.5)
@@ -226,7 +232,7 @@ def test_a_stalled_redis_never_slows_echo_on_any_child(server_with, own_redis):
 
     async def go():
         members = await join(server.url(f"/chat?room={room}"), 10)
-        own_redis.wait_for_subscribers(f"swiftws:{room}", len(wait_for_joins(server, room, 10)))
+        wait_until_delivering(server, own_redis, room, 10)
         echoes = await join(server.url("/echo"), 30)
         served_by = {pid for pid in re.findall(r"\[pid (\d+):tid \d+\].*served by \S*Echo\b", server.error_log)}
         assert len(served_by) >= 2, "echo connections should be on several children"
@@ -256,9 +262,8 @@ def test_a_killed_child_leaves_redis_and_the_others_keep_delivering(tmp_path_fac
     try:
         async def go():
             members = await join(server.url(f"/chat?room={room}"), 30)
-            processes = wait_for_joins(server, room, 30)
+            processes = wait_until_delivering(server, redis, room, 30)
             assert len(processes) >= 2
-            redis.wait_for_subscribers(f"swiftws:{room}", len(processes))
             victim = sorted(processes)[0]
             os.kill(int(victim), signal.SIGKILL)
             redis.wait_for_subscribers(f"swiftws:{room}", len(processes) - 1)
@@ -295,7 +300,7 @@ def test_members_compressing_with_different_parameters_all_decode_every_broadcas
         members = []
         for options in offers * 3:
             members += await join(server.url(f"/chat?room={room}"), 1, **options)
-        redis.wait_for_subscribers(f"swiftws:{room}", len(wait_for_joins(server, room, len(members))))
+        wait_until_delivering(server, redis, room, len(members))
         sent = [f"round {i}: " + "compressible text, " * (20 + i) for i in range(5)]
         for message in sent:
             await members[0].send(message)
@@ -324,8 +329,7 @@ def test_members_over_wss_and_http2_receive_and_a_stalled_reader_is_closed_with_
         stream = H2WebSocket(server.tls_port, f"/chat?room={room}")
         assert stream.status == 200
         stalled = RawWebSocket(server.port, f"/chat?room={room}", timeout=30)  # never reads
-        processes = wait_for_joins(server, room, 8)
-        redis.wait_for_subscribers(f"swiftws:{room}", len(processes))
+        wait_until_delivering(server, redis, room, 8)
         await plain[0].send("to every kind of member")
         for ws in plain + secure:
             assert await receive(ws, 1) == ["to every kind of member"]
@@ -353,7 +357,7 @@ def test_a_message_on_our_channel_from_another_program_is_dropped_and_logged(ser
 
     async def go():
         members = await join(server.url(f"/chat?room={room}"), 2)
-        redis.wait_for_subscribers(f"swiftws:{room}", len(wait_for_joins(server, room, 2)))
+        wait_until_delivering(server, redis, room, 2)
         redis.cli("PUBLISH", f"swiftws:{room}", "not from a WebSocket handler")
         await members[0].send("ours")
         for ws in members:
@@ -378,7 +382,7 @@ SwiftWebSocketMaxMessageSize 1000
 
     async def go():
         members = await join(server.url(f"/chat?room={room}"), 2)
-        redis.wait_for_subscribers(f"swiftws:{room}", len(wait_for_joins(server, room, 2)))
+        wait_until_delivering(server, redis, room, 2)
         await members[0].send("y" * 5000)
         with pytest.raises(ConnectionClosed) as closed:
             await receive(members[0], 1)
@@ -466,8 +470,7 @@ def test_server_status_counts_what_the_brokers_carry(server, redis):
 
     async def go():
         members = await join(server.url(f"/chat?room={room}"), 30)
-        processes = wait_for_joins(server, room, 30)
-        redis.wait_for_subscribers(f"swiftws:{room}", len(processes))
+        processes = wait_until_delivering(server, redis, room, 30)
         await members[0].send("counted")
         await asyncio.gather(*(receive(ws, 1) for ws in members))
         await close_all(members)
