@@ -111,19 +111,19 @@ bench/handlers/%_wsh.so: bench/handlers/%_wsh.swift $(ENGINE) bin/swiftwebsocket
 # ceilings (bench/*.c; zlib for pre-compressed frames).
 BENCH_TOOLS := $(BUILD)/wsload $(BUILD)/trivial_echo $(BUILD)/wsfanout $(BUILD)/trivial_fanout
 
-$(BUILD)/wsload: bench/wsload.c | deps
+$(BUILD)/wsload: bench/wsload.c bench/ws_client.h | deps
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lz -lm
 
-$(BUILD)/trivial_echo: bench/trivial_echo.c
+$(BUILD)/trivial_echo: bench/trivial_echo.c bench/ws_server.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
-$(BUILD)/wsfanout: bench/wsfanout.c | deps
+$(BUILD)/wsfanout: bench/wsfanout.c bench/ws_client.h | deps
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lz -lm
 
-$(BUILD)/trivial_fanout: bench/trivial_fanout.c
+$(BUILD)/trivial_fanout: bench/trivial_fanout.c bench/ws_server.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 

@@ -34,11 +34,8 @@
  * instead of hanging it.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,10 +43,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "ws_client.h"
 
 /* Handshakes in flight at once: far below httpd's ListenBacklog (4096), so
  * 10,000 connections never overflow the accept queue (a dropped SYN costs
@@ -83,12 +81,7 @@ typedef struct {
     int watching_out;            /* EPOLLOUT is in the interest set */
     char head[1024];             /* the handshake response so far */
     size_t head_length;
-    /* The server frame being read: its header, then its payload. */
-    unsigned char frame_header[14];
-    size_t header_have;
-    int in_payload;
-    uint64_t payload_left;
-    int frame_opcode, frame_fin;
+    ws_frame_reader frames;      /* the server frame being read */
     int message_compressed;      /* RSV1 of the message's first frame */
     unsigned char message[MESSAGE_ROOM];
     size_t message_length;
@@ -107,7 +100,6 @@ typedef struct {
 } stamp;
 
 static const char magic[4] = {'W', 'S', 'F', 'O'};
-static const unsigned char mask_key[4] = {0x12, 0x34, 0x56, 0x78};
 
 static member *members;
 static int member_count, room_count, members_per_room;
@@ -134,24 +126,11 @@ static double *latencies;
 static long latency_count, publish_count, delivered;
 static int foreign_room_seen;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void fail(const char *what)
-{
-    perror(what);
-    exit(2);
 }
 
 /* Room for every member's socket: the default soft limit (1024) would stop
@@ -180,18 +159,7 @@ static void append_output(member *m, const void *data, size_t length)
 
 static void watch(member *m, int op)
 {
-    struct epoll_event event;
-    m->watching_out = m->phase == CONNECTING || m->out_offset < m->out_length;
-    event.events = EPOLLIN | (m->watching_out ? EPOLLOUT : 0);
-    event.data.ptr = m;
-    if (epoll_ctl(epoll_fd, op, m->fd, &event) < 0) fail("epoll_ctl");
-}
-
-/* Asks for EPOLLOUT only while something waits to be written. */
-static void update_interest(member *m)
-{
-    int want_out = m->phase == CONNECTING || m->out_offset < m->out_length;
-    if (want_out != m->watching_out) watch(m, EPOLL_CTL_MOD);
+    ws_watch(epoll_fd, op, m->fd, m, &m->watching_out, m->phase == CONNECTING || m->out_offset < m->out_length);
 }
 
 /* A masked frame of the payload (RSV1 set when compressed). */
@@ -199,19 +167,8 @@ static void send_frame(member *m, int opcode, const unsigned char *payload, size
 {
     unsigned char header[14];
     unsigned char masked[MESSAGE_ROOM];
-    size_t n = 0, i;
-    header[n++] = (unsigned char)(0x80 | (compressed ? 0x40 : 0) | opcode);
-    if (size < 126) {
-        header[n++] = (unsigned char)(0x80 | size);
-    } else {
-        header[n++] = 0x80 | 126;
-        header[n++] = (unsigned char)(size >> 8);
-        header[n++] = (unsigned char)size;
-    }
-    memcpy(header + n, mask_key, 4);
-    n += 4;
-    for (i = 0; i < size; i++) masked[i] = payload[i] ^ mask_key[i % 4];
-    append_output(m, header, n);
+    append_output(m, header, ws_masked_frame_header(header, opcode, compressed, size));
+    ws_mask(masked, payload, size);
     append_output(m, masked, size);
 }
 
@@ -266,27 +223,19 @@ static void publish(member *m, uint32_t sequence)
 
 static void open_member(member *m)
 {
-    int one = 1;
-    char request[1536];
-    int length;
-    m->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (m->fd < 0) fail("socket");
-    setsockopt(m->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(m->fd, (struct sockaddr *)&server, sizeof(server)) < 0 && errno != EINPROGRESS) fail("connect");
+    char request[1536], room_target[sizeof(handshake_path) + 32];
+    const char *target = handshake_path;
+    m->fd = ws_connect(&server);
     m->phase = CONNECTING;
     m->attempts++;
     m->head_length = 0;
     if (room_count > 0) {  /* rooms mode */
-        length = snprintf(request, sizeof(request), "GET %s%sroom=r%d", handshake_path,
-                          strchr(handshake_path, '?') ? "&" : "?", m->room);
-    } else {
-        length = snprintf(request, sizeof(request), "GET %s", handshake_path);
+        snprintf(room_target, sizeof(room_target), "%s%sroom=r%d", handshake_path,
+                 strchr(handshake_path, '?') ? "&" : "?", m->room);
+        target = room_target;
     }
-    length += snprintf(request + length, sizeof(request) - (size_t)length,
-        " HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-        port, deflate_wanted ? "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n" : "");
-    append_output(m, request, (size_t)length);
+    append_output(m, request, ws_upgrade_request(request, sizeof(request), target, port,
+        deflate_wanted ? "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n" : ""));
     handshakes_in_flight++;
     watch(m, EPOLL_CTL_ADD);
 }
@@ -306,8 +255,8 @@ static void release(member *m, int how)
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, m->fd, NULL);
     close(m->fd);
     m->out_length = m->out_offset = 0;
-    m->header_have = m->payload_left = m->message_length = 0;
-    m->in_payload = 0;
+    memset(&m->frames, 0, sizeof(m->frames));
+    m->message_length = 0;
     if (m->phase == CONNECTING || m->phase == HANDSHAKING) {
         handshakes_in_flight--;
         if (how == RETRY && m->attempts < CONNECT_ATTEMPTS) {
@@ -413,84 +362,52 @@ static void answer_ping(member *m)
  * server's close. */
 static int consume_frames(member *m, const unsigned char *data, size_t length)
 {
-    while (length > 0) {
-        if (!m->in_payload) {
-            size_t need = 2, i;
-            int len7;
-            while (m->header_have < 2 && length > 0) {
-                m->frame_header[m->header_have++] = *data++;
-                length--;
-            }
-            if (m->header_have < 2) return 0;
-            len7 = m->frame_header[1] & 0x7f;
-            if (m->frame_header[1] & 0x80) return -1;  /* servers never mask */
-            need += len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-            while (m->header_have < need && length > 0) {
-                m->frame_header[m->header_have++] = *data++;
-                length--;
-            }
-            if (m->header_have < need) return 0;
-            m->frame_fin = m->frame_header[0] & 0x80;
-            m->frame_opcode = m->frame_header[0] & 0x0f;
-            m->payload_left = (uint64_t)len7;
-            if (len7 >= 126) {
-                m->payload_left = 0;
-                for (i = 2; i < need; i++) m->payload_left = (m->payload_left << 8) | m->frame_header[i];
-            }
-            m->header_have = 0;
-            m->in_payload = 1;
-            if (m->frame_opcode >= 0x8) {
-                if (m->payload_left > sizeof(m->control)) return -1;
+    ws_frame_reader *frame = &m->frames;
+    for (;;) {
+        const unsigned char *chunk;
+        size_t chunk_length;
+        switch (ws_read_frame(frame, &data, &length, &chunk, &chunk_length)) {
+        case WS_NEED_MORE:
+            return 0;
+        case WS_MASKED_FRAME:
+            return -1;
+        case WS_FRAME_STARTED:
+            if (frame->opcode >= 0x8) {
+                if (frame->payload_left > sizeof(m->control)) return -1;
                 m->control_length = 0;
             } else {
-                if (m->frame_opcode != 0x0) {
+                if (frame->opcode != 0x0) {
                     m->message_length = 0;
-                    m->message_compressed = (m->frame_header[0] & 0x40) != 0;
+                    m->message_compressed = frame->compressed;
                 }
                 /* Four bytes spare for the DEFLATE tail appended before inflating. */
-                if (m->message_length + m->payload_left + 4 > MESSAGE_ROOM) return -1;
+                if (m->message_length + frame->payload_left + 4 > MESSAGE_ROOM) return -1;
             }
-        }
-        if (m->payload_left > 0) {
-            size_t take = length < m->payload_left ? length : (size_t)m->payload_left;
-            if (m->frame_opcode >= 0x8) {
-                memcpy(m->control + m->control_length, data, take);
-                m->control_length += take;
+            break;
+        case WS_PAYLOAD:
+            if (frame->opcode >= 0x8) {
+                memcpy(m->control + m->control_length, chunk, chunk_length);
+                m->control_length += chunk_length;
             } else {
-                memcpy(m->message + m->message_length, data, take);
-                m->message_length += take;
+                memcpy(m->message + m->message_length, chunk, chunk_length);
+                m->message_length += chunk_length;
             }
-            m->payload_left -= take;
-            data += take;
-            length -= take;
-            if (m->payload_left > 0) return 0;
+            break;
+        case WS_FRAME_ENDED:
+            if (frame->opcode == 0x8) return -1;
+            if (frame->opcode == 0x9) answer_ping(m);
+            if (frame->opcode < 0x8 && frame->fin && on_message(m) < 0) return -1;
+            break;
         }
-        m->in_payload = 0;
-        if (m->frame_opcode == 0x8) return -1;
-        if (m->frame_opcode == 0x9) answer_ping(m);
-        if (m->frame_opcode < 0x8 && m->frame_fin && on_message(m) < 0) return -1;
     }
-    return 0;
 }
 
 /* The handshake response: 101, with the extension when asked for.
  * Returns 1 when complete (*used: its bytes), 0 for more, -1 refused. */
 static int consume_handshake(member *m, const unsigned char *data, size_t length, size_t *used)
 {
-    char *end;
-    size_t room = sizeof(m->head) - 1 - m->head_length;
-    size_t take = length < room ? length : room;
-    size_t before = m->head_length;
-    memcpy(m->head + m->head_length, data, take);
-    m->head_length += take;
-    m->head[m->head_length] = '\0';
-    end = strstr(m->head, "\r\n\r\n");
-    if (!end) {
-        *used = take;
-        return m->head_length == sizeof(m->head) - 1 ? -1 : 0;
-    }
-    *used = (size_t)(end + 4 - m->head) - before;
-    if (strncmp(m->head, "HTTP/1.1 101", 12) != 0) return -1;
+    int upgraded = ws_feed_upgrade_response(m->head, sizeof(m->head), &m->head_length, data, length, used);
+    if (upgraded <= 0) return upgraded;
     /* Each compressed message is inflated on its own: the server must not
      * refer back to earlier ones. */
     if (deflate_wanted && !(strcasestr(m->head, "permessage-deflate") && strcasestr(m->head, "server_no_context_takeover"))) {
@@ -508,25 +425,17 @@ static int consume_handshake(member *m, const unsigned char *data, size_t length
 static int flush(member *m)
 {
     if (m->phase == CONNECTING) {
-        int error = 0;
-        socklen_t size = sizeof(error);
-        getsockopt(m->fd, SOL_SOCKET, SO_ERROR, &error, &size);
-        if (error) {
+        if (ws_connect_failed(m->fd)) {
             release(m, RETRY);
             return -1;
         }
         m->phase = HANDSHAKING;
     }
-    while (m->out_offset < m->out_length) {
-        ssize_t n = write(m->fd, m->out + m->out_offset, m->out_length - m->out_offset);
-        if (n < 0) {
-            if (errno == EAGAIN) break;
-            release(m, RETRY);
-            return -1;
-        }
-        m->out_offset += (size_t)n;
+    if (ws_write_pending(m->fd, m->out, m->out_length, &m->out_offset) < 0) {
+        release(m, RETRY);
+        return -1;
     }
-    update_interest(m);
+    watch(m, EPOLL_CTL_MOD);
     return 0;
 }
 
@@ -679,9 +588,7 @@ static void setup(int members_wanted)
     member_count = members_wanted;
     raise_descriptor_limit(member_count + 64);
     signal(SIGPIPE, SIG_IGN);  /* a peer gone mid-write is an error return, not death */
-    server.sin_family = AF_INET;
-    server.sin_port = htons((uint16_t)port);
-    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    server = ws_loopback_address(port);
     epoll_fd = epoll_create1(0);
     if (epoll_fd < 0) fail("epoll_create1");
     members = calloc((size_t)member_count, sizeof(member));

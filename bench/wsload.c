@@ -23,21 +23,18 @@
  * benchmark reads the server's size meanwhile.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "ws_client.h"
 
 #define WARMUP_SECONDS 0.25
 /* Past this, a server that has not upgraded every connection is measured
@@ -56,31 +53,12 @@ typedef struct {
     size_t out_length;
     char head[4096];          /* the handshake response so far */
     size_t head_length;
-    /* The server frame being read: its header, then payload to skip. */
-    unsigned char frame_header[14];
-    size_t header_have;
-    int in_payload;
-    uint64_t payload_left;
+    ws_frame_reader frames;   /* the server frame being read: its payload is skipped */
     uint64_t message_bytes;   /* payload of the echo so far */
-    int frame_fin;
-    int frame_opcode;
     double sent_at;
     int watching_out;         /* EPOLLOUT is in the interest set */
     int upgraded;             /* has had a 101 (a reconnect counts once) */
 } connection;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void fail(const char *what)
-{
-    perror(what);
-    exit(2);
-}
 
 /* Compressible text: words picked by a fixed pseudo-random sequence, so
  * every run and every server gets the same bytes. */
@@ -125,25 +103,11 @@ static unsigned char *compress_payload(const unsigned char *payload, size_t size
 /* A masked binary frame (RSV1 set when compressed). */
 static char *make_frame(const unsigned char *payload, size_t size, int compressed, size_t *frame_size)
 {
-    static const unsigned char key[4] = {0x12, 0x34, 0x56, 0x78};
-    char *frame = malloc(size + 14);
-    size_t n = 0, i;
-    frame[n++] = (char)(0x80 | (compressed ? 0x40 : 0) | 0x2);
-    if (size < 126) {
-        frame[n++] = (char)(0x80 | size);
-    } else if (size < 65536) {
-        frame[n++] = (char)(0x80 | 126);
-        frame[n++] = (char)(size >> 8);
-        frame[n++] = (char)size;
-    } else {
-        frame[n++] = (char)(0x80 | 127);
-        for (i = 0; i < 8; i++) frame[n++] = (char)((uint64_t)size >> (56 - 8 * i));
-    }
-    memcpy(frame + n, key, 4);
-    n += 4;
-    for (i = 0; i < size; i++) frame[n + i] = (char)(payload[i] ^ key[i % 4]);
-    *frame_size = n + size;
-    return frame;
+    unsigned char *frame = malloc(size + 14);
+    size_t header_length = ws_masked_frame_header(frame, 0x2, compressed, size);
+    ws_mask(frame + header_length, payload, size);
+    *frame_size = header_length + size;
+    return (char *)frame;
 }
 
 /* Echo runs ask the server not to keep its compression context between
@@ -180,18 +144,7 @@ static long completed, errors;
 
 static void watch(connection *c, int op)
 {
-    struct epoll_event event;
-    c->watching_out = c->phase == CONNECTING || c->out_offset < c->out_length;
-    event.events = EPOLLIN | (c->watching_out ? EPOLLOUT : 0);
-    event.data.ptr = c;
-    if (epoll_ctl(epoll_fd, op, c->fd, &event) < 0) fail("epoll_ctl");
-}
-
-/* Asks for EPOLLOUT only while something waits to be written. */
-static void update_interest(connection *c)
-{
-    int want_out = c->phase == CONNECTING || c->out_offset < c->out_length;
-    if (want_out != c->watching_out) watch(c, EPOLL_CTL_MOD);
+    ws_watch(epoll_fd, op, c->fd, c, &c->watching_out, c->phase == CONNECTING || c->out_offset < c->out_length);
 }
 
 static void start_sending(connection *c, const char *data, size_t length)
@@ -203,15 +156,11 @@ static void start_sending(connection *c, const char *data, size_t length)
 
 static void open_connection(connection *c)
 {
-    int one = 1;
     int upgraded = c->upgraded;
     memset(c, 0, sizeof(*c));
     c->upgraded = upgraded;
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (c->fd < 0) fail("socket");
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->sent_at = now();  /* a handshake's round trip starts at connect */
-    if (connect(c->fd, (struct sockaddr *)&server, sizeof(server)) < 0 && errno != EINPROGRESS) fail("connect");
+    c->fd = ws_connect(&server);
     c->phase = CONNECTING;
     start_sending(c, handshake, handshake_length);
     watch(c, EPOLL_CTL_ADD);
@@ -262,84 +211,59 @@ static void handshake_done(connection *c)
     if (holding || load_started) send_message(c);
 }
 
+/* An echo has arrived whole: -1 when it is not what was sent. */
+static int on_echo(connection *c)
+{
+    /* An uncompressed echo is as long as what was sent; a compressed one
+     * (no context kept) as long every time. */
+    if (!deflate_wanted && c->message_bytes != message_size) return -1;
+    if (deflate_wanted && compressed_echo_size == 0) compressed_echo_size = c->message_bytes;
+    if (deflate_wanted && c->message_bytes != compressed_echo_size) return -1;
+    c->message_bytes = 0;
+    if (holding) {
+        c->phase = HELD;
+        held_count++;
+        return 0;
+    }
+    record(c);
+    send_message(c);
+    return 0;
+}
+
 /* Parses the bytes of server frames; returns 0, or -1 on a protocol error
  * or the server's close. */
 static int consume_frames(connection *c, const unsigned char *data, size_t length)
 {
-    while (length > 0) {
-        if (!c->in_payload) {
-            size_t need = 2, i;
-            int len7;
-            while (c->header_have < 2 && length > 0) {
-                c->frame_header[c->header_have++] = *data++;
-                length--;
-            }
-            if (c->header_have < 2) return 0;
-            len7 = c->frame_header[1] & 0x7f;
-            if (c->frame_header[1] & 0x80) return -1;  /* servers never mask */
-            need += len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-            while (c->header_have < need && length > 0) {
-                c->frame_header[c->header_have++] = *data++;
-                length--;
-            }
-            if (c->header_have < need) return 0;
-            c->frame_fin = c->frame_header[0] & 0x80;
-            c->frame_opcode = c->frame_header[0] & 0x0f;
-            c->payload_left = (uint64_t)len7;
-            if (len7 >= 126) {
-                c->payload_left = 0;
-                for (i = 2; i < need; i++) c->payload_left = (c->payload_left << 8) | c->frame_header[i];
-            }
-            c->header_have = 0;
-            c->in_payload = 1;
-            if (c->frame_opcode < 0x8) c->message_bytes += c->payload_left;
-        }
-        if (c->payload_left > 0) {
-            size_t take = length < c->payload_left ? length : (size_t)c->payload_left;
-            c->payload_left -= take;
-            data += take;
-            length -= take;
-            if (c->payload_left > 0) return 0;
-        }
-        c->in_payload = 0;
-        if (c->frame_opcode == 0x8) return -1;
-        if (c->frame_opcode < 0x8 && c->frame_fin) {  /* pings and pongs are skipped */
-            /* An uncompressed echo is as long as what was sent; a
-             * compressed one (no context kept) as long every time. */
-            if (!deflate_wanted && c->message_bytes != message_size) return -1;
-            if (deflate_wanted && compressed_echo_size == 0) compressed_echo_size = c->message_bytes;
-            if (deflate_wanted && c->message_bytes != compressed_echo_size) return -1;
-            c->message_bytes = 0;
-            if (holding) {
-                c->phase = HELD;
-                held_count++;
-                return 0;
-            }
-            record(c);
-            send_message(c);
+    ws_frame_reader *frame = &c->frames;
+    for (;;) {
+        const unsigned char *chunk;
+        size_t chunk_length;
+        switch (ws_read_frame(frame, &data, &length, &chunk, &chunk_length)) {
+        case WS_NEED_MORE:
+            return 0;
+        case WS_MASKED_FRAME:
+            return -1;
+        case WS_FRAME_STARTED:
+            if (frame->opcode < 0x8) c->message_bytes += frame->payload_left;
+            break;
+        case WS_PAYLOAD:
+            break;
+        case WS_FRAME_ENDED:
+            if (frame->opcode == 0x8) return -1;
+            if (frame->opcode >= 0x8 || !frame->fin) break;  /* pings and pongs are skipped */
+            if (on_echo(c) < 0) return -1;
+            if (c->phase == HELD) return 0;  /* a held connection stops reading here */
+            break;
         }
     }
-    return 0;
 }
 
 /* The handshake response: 101, with the extension when asked for.
  * Returns 1 when complete (*used: its bytes), 0 for more, -1 refused. */
 static int consume_handshake(connection *c, const unsigned char *data, size_t length, size_t *used)
 {
-    char *end;
-    size_t room = sizeof(c->head) - 1 - c->head_length;
-    size_t take = length < room ? length : room;
-    size_t before = c->head_length;
-    memcpy(c->head + c->head_length, data, take);
-    c->head_length += take;
-    c->head[c->head_length] = '\0';
-    end = strstr(c->head, "\r\n\r\n");
-    if (!end) {
-        *used = take;
-        return c->head_length == sizeof(c->head) - 1 ? -1 : 0;
-    }
-    *used = (size_t)(end + 4 - c->head) - before;
-    if (strncmp(c->head, "HTTP/1.1 101", 12) != 0) return -1;
+    int upgraded = ws_feed_upgrade_response(c->head, sizeof(c->head), &c->head_length, data, length, used);
+    if (upgraded <= 0) return upgraded;
     if (deflate_wanted && !strcasestr(c->head, "permessage-deflate")) {
         fprintf(stderr, "wsload: the server did not accept permessage-deflate\n");
         exit(3);
@@ -352,25 +276,17 @@ static int consume_handshake(connection *c, const unsigned char *data, size_t le
 static int flush(connection *c)
 {
     if (c->phase == CONNECTING) {
-        int error = 0;
-        socklen_t size = sizeof(error);
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &size);
-        if (error) {
+        if (ws_connect_failed(c->fd)) {
             recycle(c, 1);
             return -1;
         }
         c->phase = HANDSHAKING;
     }
-    while (c->out_offset < c->out_length) {
-        ssize_t n = write(c->fd, c->out + c->out_offset, c->out_length - c->out_offset);
-        if (n < 0) {
-            if (errno == EAGAIN) break;
-            recycle(c, 1);
-            return -1;
-        }
-        c->out_offset += (size_t)n;
+    if (ws_write_pending(c->fd, c->out, c->out_length, &c->out_offset) < 0) {
+        recycle(c, 1);
+        return -1;
     }
-    update_interest(c);
+    watch(c, EPOLL_CTL_MOD);
     return 0;
 }
 
@@ -481,10 +397,8 @@ int main(int argc, char **argv)
     port = atoi(argv[2]);
     path = argv[3];
     count = atoi(argv[4]);
-    handshake_length = (size_t)snprintf(handshake, sizeof(handshake),
-        "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-        path, port, !deflate_wanted ? "" : holding ? deflate_offer_of_browsers : deflate_offer_for_echo);
+    handshake_length = ws_upgrade_request(handshake, sizeof(handshake), path, port,
+        !deflate_wanted ? "" : holding ? deflate_offer_of_browsers : deflate_offer_for_echo);
     if (!measuring_handshakes) {
         unsigned char *payload = make_payload(size);
         if (deflate_wanted) {
@@ -497,9 +411,7 @@ int main(int argc, char **argv)
         }
         free(payload);
     }
-    server.sin_family = AF_INET;
-    server.sin_port = htons((uint16_t)port);
-    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    server = ws_loopback_address(port);
     samples = malloc(sizeof(double) * MAX_SAMPLES);
     epoll_fd = epoll_create1(0);
     if (epoll_fd < 0) fail("epoll_create1");
