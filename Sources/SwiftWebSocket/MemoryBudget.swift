@@ -18,6 +18,7 @@ package final class MemoryBudget: Sendable {
     /// The open accounts, held weakly: an account ends with its connection.
     private let accounts = Mutex<[ObjectIdentifier: WeakAccount]>([:])
     private let episode = Mutex(Episode())
+    private let reclaiming = Mutex(())
     private let log = Mutex<@Sendable (LogLevel, String) -> Void>({ _, _ in })
     private let episodeEnded = Mutex<@Sendable () -> Void>({})
 
@@ -118,15 +119,23 @@ package final class MemoryBudget: Sendable {
     private func reclaim(room: Int) {
         let limit = self.limit
         guard limit > 0 else { return }
-        var revoked: [MemoryAccount] = []
-        accounts.withLock { accounts in
-            var holders = accounts.values.compactMap(\.account).filter { $0.held >= Self.smallestEvicted && !$0.isRevoked }
-            holders.sort { $0.held > $1.held }
-            for holder in holders {
+        // One reclaim at a time, so two do not both close connections for
+        // the same room. The accounts are taken out of their lock first: an
+        // account released here ends (and unregisters) under no lock of ours.
+        let revoked = reclaiming.withLock { _ -> [MemoryAccount] in
+            let open = accounts.withLock { $0.values.compactMap(\.account) }
+            // What each holds now, read once: the counts move while the
+            // list is sorted.
+            let holders = open.map { ($0, $0.held) }
+                .filter { $0.1 >= Self.smallestEvicted && !$0.0.isRevoked }
+                .sorted { $0.1 > $1.1 }
+            var revoked: [MemoryAccount] = []
+            for (holder, _) in holders {
                 if used.load(ordering: .relaxed) + room <= limit - limit / 8 { break }
                 give(holder.revoke())
                 revoked.append(holder)
             }
+            return revoked
         }
         guard !revoked.isEmpty else { return }
         let starts = episode.withLock { episode in

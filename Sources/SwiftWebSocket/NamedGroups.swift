@@ -73,6 +73,10 @@ package enum NamedGroups {
         }
     }
 
+    static func count(of name: String) -> Int {
+        groups.withLock { $0[name]?.count ?? 0 }
+    }
+
     static func members(of name: String) -> [any MessageRecipient] {
         groups.withLock { $0[name]?.recipients ?? [] }
     }
@@ -81,7 +85,7 @@ package enum NamedGroups {
         let setup = current
         guard message.byteCount <= setup.maxMessageSize else { throw .messageTooBig(limit: setup.maxMessageSize) }
         if let broker = setup.broker, broker.publish(group: name, payload: BrokerEnvelope.encode(message)) {
-            return groups.withLock { $0[name]?.count ?? 0 }
+            return count(of: name)
         }
         return deliver(message, to: name)
     }

@@ -73,7 +73,7 @@ public final class WebSocketGroup: Sendable {
 
     /// Members in this process.
     public var count: Int {
-        if let name { return NamedGroups.members(of: name).count }
+        if let name { return NamedGroups.count(of: name) }
         return ownMembers?.withLock { $0.count } ?? 0
     }
 
