@@ -78,7 +78,8 @@ $(ENGINE): $(SWIFT_SOURCES) VERSION | deps
 # libtool, so the module finds the engine next to itself once installed
 # ($$ORIGIN) and in the SDK folder in this tree ($$ORIGIN/sdk/lib).
 # MODULE_FLAGS: more compiler and linker flags (the package's hardening).
-SHIM_C := CShim/mod_swiftwebsocket.c CShim/configuration.c CShim/connection_io.c CShim/handler_registry.c \
+SHIM_C := CShim/mod_swiftwebsocket.c CShim/handshake.c CShim/parking.c CShim/configuration.c \
+  CShim/connection_io.c CShim/handler_registry.c \
   CShim/broker.c CShim/trap_report.c CShim/trap_limit.c CShim/elf_symbols.c CShim/status.c \
   CShim/connection_log.c CShim/json.c
 BUILD_MODULE = $(CC) -shared -fPIC -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \

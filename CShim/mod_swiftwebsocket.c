@@ -1,12 +1,15 @@
 /*
  * mod_swiftwebsocket: serves WebSocket endpoints (RFC 6455) from Swift
- * handlers. This file is the module record, its hooks and the opening
- * handshake; configuration.c has the directives, handler_registry.c finds
- * and loads handlers, connection_io.c is the filter I/O the Swift bridge
- * calls back, status.c counts for server-status and the metrics, and
- * connection_log.c writes a line for each WebSocket. The protocol engine
- * and the handler API are Swift (Sources/), reached through
- * CShim/include/swiftwebsocket.h.
+ * handlers. This file is the module record, its hooks and the content
+ * handler; handshake.c checks and answers the opening handshake, parking.c
+ * has the hooks of connections parked in the event MPM, configuration.c
+ * the directives, handler_registry.c finds and loads handlers,
+ * connection_io.c is the filter I/O the Swift bridge calls back, broker.c
+ * carries named groups over Redis, status.c counts for server-status and
+ * the metrics, connection_log.c writes a line for each WebSocket, and
+ * trap_report.c and trap_limit.c report and contain handlers that trap.
+ * The protocol engine and the handler API are Swift (Sources/), reached
+ * through CShim/include/swiftwebsocket.h.
  *
  * Request flow:
  *   header_parser  claims an `Upgrade: websocket` request whose path names a
@@ -16,14 +19,7 @@
  *   handler        validates the handshake, runs the handler's extra
  *                  handshake, sends the 101 and drives the connection: on
  *                  this thread to its end, or, for an event-style handler
- *                  on the event MPM, until it parks in the MPM.
- *
- * A parked connection (the event MPM's CONN_STATE_ASYNC_WAITIO, httpd
- * 2.4.63 and later) keeps its session in the connection config:
- *   process_connection  resumes it when the socket is ready;
- *   suspend/resume_connection  bracket its waits in the MPM, when timers
- *                  (keepalive, other threads' messages) may write to it;
- *   pre_close_connection  sends 1001 when httpd's Timeout ends the wait.
+ *                  on the event MPM, until it parks in the MPM (parking.c).
  */
 
 #include "httpd.h"
@@ -37,8 +33,6 @@
 #include "ap_mpm.h"
 #include "mpm_common.h"
 #include "util_filter.h"
-#include "apr_base64.h"
-#include "apr_sha1.h"
 #include "apr_strings.h"
 #include "util_cfgtree.h"
 
@@ -51,6 +45,8 @@
 #include "connection_io.h"
 #include "connection_log.h"
 #include "handler_registry.h"
+#include "handshake.h"
+#include "parking.h"
 #include "status.h"
 #include "swiftwebsocket.h"
 #include "trap_limit.h"
@@ -58,9 +54,6 @@
 
 module AP_MODULE_DECLARE_DATA swiftwebsocket_module;
 
-#define WEBSOCKET_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-/* 16 random bytes in base64: 22 characters and "==". */
-#define WEBSOCKET_KEY_LENGTH 24
 
 static int same_text(const char *a, const char *b)
 {
@@ -275,154 +268,10 @@ static int header_parser(request_rec *r)
     return DECLINED;
 }
 
-/* A base64 encoding of 16 bytes: 22 alphabet characters, the last carrying
- * only 2 bits, then "==". apr_base64_decode stops quietly at the first
- * character outside the alphabet, so the characters are checked here. */
-static int is_websocket_key(const char *key)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    int i;
-    if (!key || strlen(key) != WEBSOCKET_KEY_LENGTH || strcmp(key + 22, "==") != 0) {
-        return 0;
-    }
-    for (i = 0; i < 22; i++) {
-        if (!strchr(alphabet, key[i])) {
-            return 0;
-        }
-    }
-    /* The 22nd character's low 4 bits would be a 17th byte. */
-    return (strchr(alphabet, key[21]) - alphabet) % 16 == 0;
-}
-
-/* Checks the opening handshake (RFC 6455 4.2.1). Returns OK or the HTTP
- * status to refuse with; *key is the client's key on success. */
-static int validate_handshake(request_rec *r, const char **key)
-{
-    const char *connection = apr_table_get(r->headers_in, "Connection");
-    const char *version = apr_table_get(r->headers_in, "Sec-WebSocket-Version");
-    const char *k = apr_table_get(r->headers_in, "Sec-WebSocket-Key");
-    const char *why = NULL;
-
-    if (r->method_number != M_GET || r->header_only) {  /* M_GET covers HEAD */
-        why = "method is not GET";
-    }
-    else if (r->proto_num < HTTP_VERSION(1, 1)) {
-        why = "protocol is older than HTTP/1.1";
-    }
-    else if (!connection || !ap_find_list_item(r->pool, connection, "upgrade")) {
-        why = "Connection header lacks the upgrade token";
-    }
-    else if (!is_websocket_key(k)) {
-        /* A repeated header arrives merged with ", " and fails here too. */
-        why = "Sec-WebSocket-Key is missing or not 16 bytes in base64";
-    }
-    else if (!r->connection->master && ap_request_has_body(r)) {
-        /* Its bytes would follow the 101 and be read as the client's first
-         * frames. (An HTTP/2 stream's data is its WebSocket: mod_http2
-         * describes it as a body.) */
-        why = "the request has a body";
-    }
-    if (why) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "refusing WebSocket handshake: %s", why);
-        return HTTP_BAD_REQUEST;
-    }
-    if (!version || strcmp(version, "13") != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "refusing WebSocket handshake: unsupported Sec-WebSocket-Version %s",
-                      version ? version : "(none)");
-        apr_table_setn(r->err_headers_out, "Sec-WebSocket-Version", "13");
-        return HTTP_UPGRADE_REQUIRED;
-    }
-    *key = k;
-    return OK;
-}
-
-static const char *accept_value(apr_pool_t *p, const char *key)
-{
-    apr_sha1_ctx_t sha1;
-    unsigned char digest[APR_SHA1_DIGESTSIZE];
-    char *encoded = apr_palloc(p, apr_base64_encode_len(APR_SHA1_DIGESTSIZE));
-    apr_sha1_init(&sha1);
-    apr_sha1_update(&sha1, key, strlen(key));
-    apr_sha1_update(&sha1, WEBSOCKET_GUID, strlen(WEBSOCKET_GUID));
-    apr_sha1_final(digest, &sha1);
-    apr_base64_encode_binary(encoded, digest, APR_SHA1_DIGESTSIZE);
-    return encoded;
-}
-
-/* mod_ssl's variables a handler may judge a connection by. */
-static const char *const tls_variable_names[] = {
-    "SSL_PROTOCOL", "SSL_CIPHER", "SSL_CIPHER_USEKEYSIZE", "SSL_SESSION_RESUMED", "SSL_TLS_SNI",
-    "SSL_CLIENT_VERIFY", "SSL_CLIENT_S_DN", "SSL_CLIENT_S_DN_CN", "SSL_CLIENT_I_DN",
-    "SSL_CLIENT_M_SERIAL", "SSL_CLIENT_V_START", "SSL_CLIENT_V_END", "SSL_CLIENT_SAN_Email_0",
-    "SSL_CLIENT_SAN_DNS_0", "SSL_CLIENT_CERT", "SSL_SERVER_S_DN",
-};
-
-#define COUNT(array) (sizeof(array) / sizeof((array)[0]))
-
-static void describe_tls(request_rec *r, swiftws_request *request)
-{
-    swiftws_header *variables = apr_pcalloc(r->pool, sizeof(*variables) * COUNT(tls_variable_names));
-    size_t i, count = 0;
-    for (i = 0; i < COUNT(tls_variable_names); i++) {
-        const char *value = ap_ssl_var_lookup(r->pool, r->server, r->connection, r,
-                                              tls_variable_names[i]);
-        if (value && *value) {
-            variables[count].name = tls_variable_names[i];
-            variables[count].value = value;
-            count++;
-        }
-    }
-    request->tls_variables = variables;
-    request->tls_variable_count = count;
-}
-
-static swiftws_request *describe_request(request_rec *r, const swiftws_dir_config *conf)
-{
-    swiftws_request *request = apr_pcalloc(r->pool, sizeof(*request));
-    const apr_array_header_t *fields = apr_table_elts(r->headers_in);
-    const apr_table_entry_t *entries = (const apr_table_entry_t *)fields->elts;
-    swiftws_header *headers = apr_pcalloc(r->pool, sizeof(*headers) * (fields->nelts + 1));
-    int i;
-    for (i = 0; i < fields->nelts; i++) {
-        headers[i].name = entries[i].key;
-        headers[i].value = entries[i].val ? entries[i].val : "";
-    }
-    request->resource = r->uri;
-    request->query = r->args;
-    request->headers = headers;
-    request->header_count = (size_t)fields->nelts;
-    request->remote_address = r->useragent_ip;
-    request->user = r->user;
-    request->is_secure = ap_ssl_conn_is_ssl(r->connection);
-    if (request->is_secure) {
-        describe_tls(r, request);
-    }
-    request->options = conf->options;
-    return request;
-}
-
 static apr_status_t free_session(void *session)
 {
     swiftws_session_free(session);
     return APR_SUCCESS;
-}
-
-/* Hands the connection over from HTTP to WebSocket framing, as mod_proxy
- * does for its tunnels (proxy_util.c, ap_proxy_tunnel_create). */
-static void switch_to_connection_filters(request_rec *r)
-{
-    conn_rec *c = r->connection;
-    /* reqtimeout would drop a WebSocket idle for its header/body timeout;
-     * the coalescing filter would hold back small frames. */
-    ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
-    ap_remove_output_filter_byhandle(c->output_filters, "SSL/TLS Coalescing Filter");
-    /* The EOS Apache sends when the handler returns then meets only
-     * connection filters: no second HTTP header block on the stream. */
-    r->input_filters = r->proto_input_filters = c->input_filters;
-    r->output_filters = r->proto_output_filters = c->output_filters;
-    c->keepalive = AP_CONN_CLOSE;
 }
 
 /* Copies one header as its own line: merging would join two Set-Cookie
@@ -431,84 +280,6 @@ static int add_header(void *table, const char *name, const char *value)
 {
     apr_table_addn(table, name, value);
     return 1;
-}
-
-/* Whether this connection can wait in the MPM without a thread: the event
- * MPM with CONN_STATE_ASYNC_WAITIO, and a connection of its own (an HTTP/2
- * stream is mod_http2's, on mod_http2's worker). */
-static int can_park(conn_rec *c)
-{
-    int can_waitio = 0;
-    return !c->master && c->cs && ap_mpm_query(AP_MPMQ_CAN_WAITIO, &can_waitio) == APR_SUCCESS
-           && can_waitio;
-}
-
-static void *parked_session(conn_rec *c)
-{
-    return ap_get_module_config(c->conn_config, &swiftwebsocket_module);
-}
-
-/* After the 101 of a parking session: runs onOpen and what the client sent
- * meanwhile, then hands the connection to the MPM. The request ends when
- * this returns; the connection's first wait is the MPM's write completion,
- * which `clogging_input_filters` makes resume it through
- * process_connection, and `sense` makes wait for input. */
-static int park(request_rec *r, swiftws_io *io, void *session)
-{
-    conn_rec *c = r->connection;
-    int next;
-    ap_set_module_config(c->conn_config, &swiftwebsocket_module, session);
-    next = swiftws_session_open_parked(session);
-    swiftws_io_request_done(io);
-    if (next != SWIFTWS_NEXT_CLOSED) {
-        c->clogging_input_filters = 1;
-        c->cs->sense = CONN_SENSE_WANT_READ;
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "WebSocket parked in the MPM");
-    }
-    return DONE;
-}
-
-static int process_connection(conn_rec *c)
-{
-    void *session = parked_session(c);
-    int next;
-    if (!session) {
-        return DECLINED;
-    }
-    next = swiftws_session_resume(session);
-    if (next == SWIFTWS_NEXT_CLOSED) {
-        c->cs->state = CONN_STATE_LINGER;
-    }
-    else {
-        c->cs->state = CONN_STATE_ASYNC_WAITIO;
-        c->cs->sense = next == SWIFTWS_NEXT_OUTPUT ? CONN_SENSE_WANT_WRITE : CONN_SENSE_WANT_READ;
-    }
-    return OK;
-}
-
-static void suspend_connection(conn_rec *c, request_rec *r)
-{
-    void *session = parked_session(c);
-    if (session) {
-        swiftws_session_parked(session);
-    }
-}
-
-static void resume_connection(conn_rec *c, request_rec *r)
-{
-    void *session = parked_session(c);
-    if (session) {
-        swiftws_session_reclaimed(session);
-    }
-}
-
-static int pre_close_connection(conn_rec *c)
-{
-    void *session = parked_session(c);
-    if (session) {
-        swiftws_session_abandon(session);
-    }
-    return OK;
 }
 
 static int websocket_handler(request_rec *r)
@@ -530,7 +301,7 @@ static int websocket_handler(request_rec *r)
     if (!handler_type) {
         return DECLINED;
     }
-    status = validate_handshake(r, &key);
+    status = swiftws_validate_handshake(r, &key);
     if (status != OK) {
         return status;
     }
@@ -550,14 +321,14 @@ static int websocket_handler(request_rec *r)
     }
 
     /* A parked session outlives the request: it lives in the connection's pool. */
-    parking = swiftws_handler_can_park(handler_type) && can_park(r->connection);
+    parking = swiftws_handler_can_park(handler_type) && swiftws_can_park(r->connection);
     session_pool = parking ? r->connection->pool : r->pool;
     io = swiftws_io_create(r, session_pool);
     io->trap_label = swiftws_trap_label_make(r, session_pool, handler_name, trap_slot);
     /* Before the session, so that its cleanup runs after the session's. */
     record = swiftws_connection_record_create(r, session_pool);
     io->traffic = &record->traffic;
-    request = describe_request(r, conf);
+    request = swiftws_describe_request(r, conf);
     request->traffic = io->traffic;
     session = swiftws_session_open(handler_type, request, io, parking, &status);
     if (!session) {
@@ -570,14 +341,14 @@ static int websocket_handler(request_rec *r)
     apr_table_do(add_header, r->headers_out, io->response_headers, NULL);
     apr_table_setn(r->headers_out, "Upgrade", "websocket");
     apr_table_setn(r->headers_out, "Connection", "Upgrade");
-    apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", accept_value(r->pool, key));
+    apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", swiftws_accept_value(r->pool, key));
     ap_send_interim_response(r, 1);
-    switch_to_connection_filters(r);
+    swiftws_switch_to_connection_filters(r);
     swiftws_connection_opened(record, r, parking);
 
     swiftws_io_start(io, conf->options.write_timeout_ms);
     if (parking) {
-        return park(r, io, session);
+        return swiftws_park(r, io, session);
     }
     swiftws_session_run_blocking(session);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "WebSocket closed");
@@ -594,11 +365,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_header_parser(header_parser, NULL, NULL, APR_HOOK_MIDDLE);
     /* First: a WebSocket request is ours whatever r->handler says by now. */
     ap_hook_handler(websocket_handler, NULL, NULL, APR_HOOK_FIRST);
-    /* Before the HTTP protocol's own process_connection (REALLY_LAST). */
-    ap_hook_process_connection(process_connection, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_suspend_connection(suspend_connection, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_resume_connection(resume_connection, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_pre_close_connection(pre_close_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    swiftws_parking_register_hooks();
     swiftws_status_register_hooks();
     swiftws_connection_log_register_hooks();
 }
