@@ -25,6 +25,8 @@ public func fuzzInflater(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     case .tooBig:
         // One byte past the limit tells it was passed; no more is made.
         invariant(whole.output.count == limit + 1, "\(whole.output.count) bytes inflated past a limit of \(limit)")
+    case .refused:
+        invariant(false, "an array refused inflated bytes")
     }
 
     // zlib takes a back-reference farther than a window under 15 bits if
@@ -50,6 +52,8 @@ public func fuzzInflater(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
                   "the limit changed the output before it")
     case .invalid:
         invariant(unbounded.outcome == .invalid && unbounded.output == whole.output, "the limit changed what is invalid")
+    case .refused:
+        invariant(false, "an array refused inflated bytes")
     }
     return 0
 }
