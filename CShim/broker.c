@@ -192,13 +192,13 @@ static broker *broker_for(const char *group, size_t length)
     return &brokers.brokers[swiftws_broker_for_group(group, length, brokers.count)];
 }
 
-/* Queues a command for `b`; the payload is copied. */
-static void enqueue(broker *b, command_kind kind, const char *group, size_t group_length,
-                    const void *payload, size_t payload_length)
+/* A command with its own copy of the channel name and the payload. */
+static command *make_command(command_kind kind, const char *group, size_t group_length,
+                             const void *payload, size_t payload_length)
 {
     command *c = malloc(sizeof(*c) + brokers.prefix_length + group_length + payload_length);
     if (!c) {
-        return;
+        return NULL;
     }
     c->next = NULL;
     c->kind = kind;
@@ -209,7 +209,12 @@ static void enqueue(broker *b, command_kind kind, const char *group, size_t grou
     if (payload_length) {
         memcpy(c->bytes + c->channel_length, payload, payload_length);
     }
-    pthread_mutex_lock(&brokers.mutex);
+    return c;
+}
+
+/* Under `mutex`. */
+static void push_command(broker *b, command *c)
+{
     if (b->tail) {
         b->tail->next = c;
     }
@@ -217,9 +222,16 @@ static void enqueue(broker *b, command_kind kind, const char *group, size_t grou
         b->head = c;
     }
     b->tail = c;
-    if (kind == PUBLISH) {
-        b->backlog_bytes += payload_length;
+}
+
+static void enqueue(broker *b, command_kind kind, const char *group, size_t length)
+{
+    command *c = make_command(kind, group, length, NULL, 0);
+    if (!c) {
+        return;
     }
+    pthread_mutex_lock(&brokers.mutex);
+    push_command(b, c);
     pthread_mutex_unlock(&brokers.mutex);
     wake();
 }
@@ -227,14 +239,22 @@ static void enqueue(broker *b, command_kind kind, const char *group, size_t grou
 int swiftws_broker_publish(const char *group, size_t group_length, const void *payload, size_t length)
 {
     broker *b;
+    command *c;
     int accepted, overflowed = 0;
     if (!brokers.running) {
         return SWIFTWS_PUBLISH_LOCAL;
     }
     b = broker_for(group, group_length);
+    c = make_command(PUBLISH, group, group_length, payload, length);
     pthread_mutex_lock(&brokers.mutex);
-    accepted = b->up && b->backlog_bytes + length <= PUBLISH_BACKLOG_BYTES;
-    if (!accepted) {
+    /* Checked and taken in one go, so concurrent publishes cannot pass
+     * the bound together. */
+    accepted = c && b->up && b->backlog_bytes + length <= PUBLISH_BACKLOG_BYTES;
+    if (accepted) {
+        b->backlog_bytes += length;
+        push_command(b, c);
+    }
+    else {
         b->lost++;
         swiftws_count_broker(SWIFTWS_BROKER_LOST, 1);
         if (b->up && !b->behind) {
@@ -242,6 +262,9 @@ int swiftws_broker_publish(const char *group, size_t group_length, const void *p
         }
     }
     pthread_mutex_unlock(&brokers.mutex);
+    if (!accepted) {
+        free(c);
+    }
     if (overflowed) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, brokers.server, "WebSocket broker %s is more than %d MiB "
                      "behind; broadcasts reach this process's members only until it catches up",
@@ -250,21 +273,21 @@ int swiftws_broker_publish(const char *group, size_t group_length, const void *p
     if (!accepted) {
         return SWIFTWS_PUBLISH_LOCAL;
     }
-    enqueue(b, PUBLISH, group, group_length, payload, length);
+    wake();
     return SWIFTWS_PUBLISH_SENT;
 }
 
 void swiftws_broker_subscribe(const char *group, size_t length)
 {
     if (brokers.running) {
-        enqueue(broker_for(group, length), SUBSCRIBE, group, length, NULL, 0);
+        enqueue(broker_for(group, length), SUBSCRIBE, group, length);
     }
 }
 
 void swiftws_broker_unsubscribe(const char *group, size_t length)
 {
     if (brokers.running) {
-        enqueue(broker_for(group, length), UNSUBSCRIBE, group, length, NULL, 0);
+        enqueue(broker_for(group, length), UNSUBSCRIBE, group, length);
     }
 }
 
@@ -312,11 +335,24 @@ static void link_down(redis_link *link, const char *why)
     }
 }
 
+static void send_channel_command(broker *b, const char *verb, const char *channel, size_t length);
+
+/* The link is usable (connected, and AUTH and SELECT accepted): the
+ * subscriber subscribes again to the channels this child wants. */
 static void link_up(redis_link *link)
 {
     broker *b = link->owner;
     apr_uint64_t lost;
+    apr_hash_index_t *index;
     link->connected = 1;
+    if (link->is_subscriber) {
+        for (index = apr_hash_first(NULL, b->channels); index; index = apr_hash_next(index)) {
+            const void *channel;
+            apr_ssize_t length;
+            apr_hash_this(index, &channel, &length, NULL);
+            send_channel_command(b, "SUBSCRIBE", channel, (size_t)length);
+        }
+    }
     if (!b->publisher.connected || !b->subscriber.connected) {
         return;
     }
@@ -334,22 +370,44 @@ static void link_up(redis_link *link)
     }
 }
 
-static void on_published(redisAsyncContext *context, void *reply, void *length)
+/* A publish is done with: its bytes leave the backlog. */
+static void publish_done(broker *b, command *c, int published)
 {
-    broker *b = ((redis_link *)context->data)->owner;
     pthread_mutex_lock(&brokers.mutex);
-    b->backlog_bytes -= (size_t)length;
-    if (!reply) {
-        b->lost++;  /* the link went down with it unanswered */
-        swiftws_count_broker(SWIFTWS_BROKER_LOST, 1);
-    }
-    else {
-        swiftws_count_broker(SWIFTWS_BROKER_PUBLISHED, 1);
+    b->backlog_bytes -= c->payload_length;
+    if (!published) {
+        b->lost++;
     }
     if (b->behind && b->backlog_bytes < PUBLISH_BACKLOG_BYTES / 2) {
         b->behind = 0;
     }
     pthread_mutex_unlock(&brokers.mutex);
+    swiftws_count_broker(published ? SWIFTWS_BROKER_PUBLISHED : SWIFTWS_BROKER_LOST, 1);
+    free(c);
+}
+
+/* A publish that never reached the broker, or that it refused: it reaches
+ * this child's members at least, as broadcasts do while a broker is down
+ * (and nobody else has it, so none gets it twice). */
+static void publish_refused(broker *b, command *c)
+{
+    swiftws_bridge_group_message(c->bytes + brokers.prefix_length, c->channel_length - brokers.prefix_length,
+                                 c->bytes + c->channel_length, c->payload_length);
+    publish_done(b, c, 0);
+}
+
+static void on_published(redisAsyncContext *context, void *reply_, void *command_)
+{
+    redisReply *reply = reply_;
+    broker *b = ((redis_link *)context->data)->owner;
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        publish_refused(b, command_);
+    }
+    else {
+        /* No reply: the link went down with it unanswered; Redis may have
+         * delivered it, so it is not delivered here again. */
+        publish_done(b, command_, reply != NULL);
+    }
 }
 
 /* Every reply on the subscribing link: confirmations and the messages. */
@@ -379,36 +437,34 @@ static void send_channel_command(broker *b, const char *verb, const char *channe
     redisAsyncCommandArgv(b->subscriber.context, on_channel_reply, NULL, 2, argv, lengths);
 }
 
-/* AUTH and SELECT: a refusal is an outage like the link failing. */
-static void on_setup_reply(redisAsyncContext *context, void *reply_, void *unused)
+/* AUTH and SELECT, sent ahead of anything else: a refusal is an outage
+ * like the link failing; the link is up once the last is accepted
+ * (`is_last`). */
+static void on_setup_reply(redisAsyncContext *context, void *reply_, void *is_last)
 {
     redisReply *reply = reply_;
+    redis_link *link = context->data;
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        redis_link *link = context->data;
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, brokers.server, "WebSocket broker %s refused the connection's "
                      "setup: %s", link->owner->address->url, reply->str);
         redisAsyncDisconnect(context);
+    }
+    else if (reply && is_last) {
+        link_up(link);
     }
 }
 
 static void on_connected(const redisAsyncContext *context, int status)
 {
     redis_link *link = context->data;
-    broker *b = link->owner;
-    apr_hash_index_t *index;
+    const swiftws_broker_address *address = link->owner->address;
     if (status != REDIS_OK) {
         link_down(link, context->errstr);  /* hiredis frees the context */
         return;
     }
-    if (link->is_subscriber) {
-        for (index = apr_hash_first(NULL, b->channels); index; index = apr_hash_next(index)) {
-            const void *channel;
-            apr_ssize_t length;
-            apr_hash_this(index, &channel, &length, NULL);
-            send_channel_command(b, "SUBSCRIBE", channel, (size_t)length);
-        }
+    if (!address->password && !address->database) {
+        link_up(link);  /* else when its setup is accepted */
     }
-    link_up(link);
 }
 
 static void on_disconnected(const redisAsyncContext *context, int status)
@@ -443,14 +499,14 @@ static void connect_link(redis_link *link)
     if (address->password) {
         const char *argv[2] = { "AUTH", address->password };
         size_t lengths[2] = { 4, strlen(address->password) };
-        redisAsyncCommandArgv(context, on_setup_reply, NULL, 2, argv, lengths);
+        redisAsyncCommandArgv(context, on_setup_reply, address->database ? NULL : (void *)1, 2, argv, lengths);
     }
     if (address->database) {
         char database[16];
         const char *argv[2] = { "SELECT", database };
         size_t lengths[2] = { 6, 0 };
         lengths[1] = (size_t)apr_snprintf(database, sizeof(database), "%d", address->database);
-        redisAsyncCommandArgv(context, on_setup_reply, NULL, 2, argv, lengths);
+        redisAsyncCommandArgv(context, on_setup_reply, (void *)1, 2, argv, lengths);
     }
     /* The non-blocking connect completes when the socket turns writable. */
     link->want_write = 1;
@@ -473,24 +529,24 @@ static void reconnect_due(apr_time_t now)
     }
 }
 
-static void run_command(broker *b, command *c)
+/* A publish is handed to hiredis, which keeps the command until Redis
+ * answers (on_published frees it); one that cannot be sent reaches this
+ * child's members. */
+static void run_publish(broker *b, command *c)
+{
+    const char *argv[3] = { "PUBLISH", c->bytes, c->bytes + c->channel_length };
+    size_t lengths[3] = { 7, c->channel_length, c->payload_length };
+    if (!b->publisher.connected
+        || redisAsyncCommandArgv(b->publisher.context, on_published, c, 3, argv, lengths) != REDIS_OK) {
+        publish_refused(b, c);
+    }
+}
+
+/* Subscriptions: the set this child wants, and the broker told when the
+ * subscriber is up (else link_up subscribes to the whole set). */
+static void run_subscription(broker *b, command *c)
 {
     char *channel = c->bytes;
-    if (c->kind == PUBLISH) {
-        const char *argv[3] = { "PUBLISH", channel, channel + c->channel_length };
-        size_t lengths[3] = { 7, c->channel_length, c->payload_length };
-        if (b->publisher.connected) {
-            redisAsyncCommandArgv(b->publisher.context, on_published, (void *)c->payload_length, 3, argv, lengths);
-        }
-        else {
-            pthread_mutex_lock(&brokers.mutex);
-            b->backlog_bytes -= c->payload_length;
-            b->lost++;
-            swiftws_count_broker(SWIFTWS_BROKER_LOST, 1);
-            pthread_mutex_unlock(&brokers.mutex);
-        }
-        return;
-    }
     if (c->kind == SUBSCRIBE) {
         if (apr_hash_get(b->channels, channel, c->channel_length)) {
             return;
@@ -515,6 +571,16 @@ static void run_command(broker *b, command *c)
     }
 }
 
+static void run_command(broker *b, command *c)
+{
+    if (c->kind == PUBLISH) {
+        run_publish(b, c);  /* which owns it from now on */
+        return;
+    }
+    run_subscription(b, c);
+    free(c);
+}
+
 static void run_commands(void)
 {
     int i;
@@ -528,7 +594,6 @@ static void run_commands(void)
         while (c) {
             command *next = c->next;
             run_command(b, c);
-            free(c);
             c = next;
         }
     }

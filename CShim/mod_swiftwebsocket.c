@@ -238,8 +238,10 @@ static void child_init(apr_pool_t *pchild, server_rec *s)
     /* A fixed threshold: large message buffers are mapped on their own and
      * go back to the system when freed. glibc's default moves the
      * threshold up to the largest block freed, after which such buffers
-     * come from the heap and an attack's peak stays in the RSS. */
-    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+     * come from the heap and an attack's peak stays in the RSS. Above the
+     * 64 KiB buffers a connection keeps, and zlib's states, so that 10,000
+     * connections do not each hold mappings of their own. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 }
 
 static int is_upgrade_to_websocket(request_rec *r)

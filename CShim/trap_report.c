@@ -48,8 +48,10 @@ static pthread_key_t signal_stack_key;
 static char report[REPORT_SIZE];
 static atomic_int reporting, reported;
 
-static __thread const swiftws_trap_label *current_label;
-static __thread int has_signal_stack;
+/* initial-exec: the signal handler reads them on any thread, and the
+ * dynamic model's first access on a thread may allocate. */
+static __thread const swiftws_trap_label *current_label __attribute__((tls_model("initial-exec")));
+static __thread int has_signal_stack __attribute__((tls_model("initial-exec")));
 
 /* ---- The label, in normal context ---- */
 
@@ -250,6 +252,9 @@ static void add_frame(text_buffer *b, const swiftws_trap_label *label, int numbe
     char name[512];
     uintptr_t offset = 0;
     const char *object = NULL, *symbol = NULL;
+    /* Only the nearest exported symbol is known (a stripped object, as
+     * in the package): the frame may be in a function of its own. */
+    int approximate = 0;
     Dl_info info;
     if (dladdr((void *)address, &info) && info.dli_fname) {
         const char *slash = strrchr(info.dli_fname, '/');
@@ -261,6 +266,7 @@ static void add_frame(text_buffer *b, const swiftws_trap_label *label, int numbe
         else if (info.dli_sname) {
             symbol = info.dli_sname;
             offset = address - (uintptr_t)info.dli_saddr;
+            approximate = 1;
         }
     }
     add_line_start(b, label);
@@ -269,7 +275,11 @@ static void add_frame(text_buffer *b, const swiftws_trap_label *label, int numbe
     add_text(b, " ");
     add_hex(b, (uintptr_t)frame);
     if (symbol) {
-        char *path_start = b->at;
+        char *path_start;
+        if (approximate) {
+            add_text(b, " near");
+        }
+        path_start = b->at;
         add_text(b, " ");
         add_swift_path(b, symbol);
         if (b->at == path_start + 1) {

@@ -19,6 +19,8 @@ package final class MemoryBudget: Sendable {
     private let accounts = Mutex<[ObjectIdentifier: WeakAccount]>([:])
     private let episode = Mutex(Episode())
     private let reclaiming = Mutex(())
+    /// `episode.isOn`, read without its lock on every give.
+    private let episodeIsOn = Atomic(false)
     private let log = Mutex<@Sendable (LogLevel, String) -> Void>({ _, _ in })
     private let episodeEnded = Mutex<@Sendable () -> Void>({})
 
@@ -89,6 +91,7 @@ package final class MemoryBudget: Sendable {
     /// Takes `bytes` that exist already (a broadcast's message), closing
     /// the largest holders if they do not fit.
     func force(_ bytes: Int) {
+        guard bytes > 0 else { return }
         if !tryAdd(bytes) {
             reclaim(room: bytes)
             used.add(bytes, ordering: .relaxed)
@@ -99,12 +102,15 @@ package final class MemoryBudget: Sendable {
         guard bytes > 0 else { return }
         let left = used.subtract(bytes, ordering: .relaxed).newValue
         let limit = self.limit
-        guard limit > 0, left < limit / 8 else { return }
+        guard limit > 0, left < limit / 8, episodeIsOn.load(ordering: .relaxed) else { return }
         // Below an eighth of the limit again: the episode, if one was on,
         // is over.
         let ended = episode.withLock { episode -> Episode? in
             guard episode.isOn else { return nil }
-            defer { episode = Episode(total: episode.total) }
+            defer {
+                episode = Episode(total: episode.total)
+                episodeIsOn.store(false, ordering: .relaxed)
+            }
             return episode
         }
         if let ended {
@@ -139,7 +145,12 @@ package final class MemoryBudget: Sendable {
         }
         guard !revoked.isEmpty else { return }
         let starts = episode.withLock { episode in
-            defer { episode.isOn = true; episode.evictions += revoked.count; episode.total.evictions += revoked.count }
+            defer {
+                episode.isOn = true
+                episodeIsOn.store(true, ordering: .relaxed)
+                episode.evictions += revoked.count
+                episode.total.evictions += revoked.count
+            }
             return !episode.isOn
         }
         if starts {

@@ -123,13 +123,16 @@ package final class ParkedConnection: @unchecked Sendable {
     /// messages. Runs only while the connection is parked.
     package func timerFired() {
         guard gate.takeForTimer() else { return }
-        repeat {
-            if let due = timerDue, due <= .now { timerDue = nil }
-            if step(reading: false) == .closed {
-                // Make the MPM resume it, see it closed and let it go.
-                io.shutdown()
-            }
-        } while !gate.releaseFromTimer()
+        // Named once held: till then the MPM may be ending the connection.
+        io.runningHandlerCode {
+            repeat {
+                if let due = timerDue, due <= .now { timerDue = nil }
+                if step(reading: false) == .closed {
+                    // Make the MPM resume it, see it closed and let it go.
+                    io.shutdown()
+                }
+            } while !gate.releaseFromTimer()
+        }
     }
 
     /// The MPM gave up waiting (httpd's `Timeout`) and is closing the

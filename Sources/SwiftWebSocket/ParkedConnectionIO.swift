@@ -23,4 +23,7 @@ package protocol ParkedConnectionIO: AnyObject, Sendable {
     /// Whether the server is stopping this process: connections close with
     /// 1001.
     var isStopping: Bool { get }
+    /// Runs `body`, which may call handler code, with this connection named
+    /// on the thread (for a trap's report). Only while holding it.
+    func runningHandlerCode(_ body: () -> Void)
 }

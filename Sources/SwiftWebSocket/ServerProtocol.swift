@@ -357,6 +357,7 @@ public struct ServerProtocol {
             }
             utf8.reset()
             messageOpcode = nil
+            messageStartedAt = nil
             // Data after our close frame is read to reach the peer's close,
             // but no longer delivered.
             if state == .open { events.append(.message(message)) }
@@ -398,7 +399,7 @@ public struct ServerProtocol {
     /// step, so a connection that holds much and sends nothing more is
     /// closed too.
     public mutating func failIfMemoryRevoked() {
-        guard let memory, memory.isRevoked, !inputEnded, state != .closed else { return }
+        guard let memory, memory.isRevoked, !inputEnded, state == .open else { return }
         fail(.memoryBudgetExhausted(closeCode: memory.revokedCloseCode))
     }
 

@@ -7,7 +7,8 @@ import Synchronization
 /// with the same name in a process is the same group, and with
 /// `SwiftWebSocketBroker` set it spans every child of every httpd sharing
 /// the broker (Redis): a broadcast reaches all its members wherever they
-/// are connected, each message once, all members in the same order.
+/// are connected, at most once each, all members in the same order while
+/// the broker keeps up (see the README's "Scaling out").
 /// Without a broker a named group holds the members of its own process.
 /// Keep one in a handler property; an event handler joins in `onOpen` and
 /// leaves in `onClose`:

@@ -21,7 +21,9 @@ final class ShimParkedIO: ParkedConnectionIO, @unchecked Sendable {
 
     /// The shim's context, for naming the connection should a timer's step
     /// trap (onClose may run in it); nil once detached.
-    var shimIO: UnsafeMutableRawPointer? { io }
+    func runningHandlerCode(_ body: () -> Void) {
+        SwiftWebSocketBridge.runningHandlerCode(for: io, body)
+    }
 
     private func usableIO() throws(WebSocketError) -> UnsafeMutableRawPointer {
         guard let io else { throw .closed }
@@ -81,6 +83,5 @@ final class ShimParkedIO: ParkedConnectionIO, @unchecked Sendable {
 
 @_cdecl("swiftws_bridge_timer_fired")
 public func swiftws_bridge_timer_fired(_ baton: UnsafeMutableRawPointer) {
-    let parkedIO = Unmanaged<ShimParkedIO>.fromOpaque(baton).takeRetainedValue()
-    runningHandlerCode(for: parkedIO.shimIO) { parkedIO.driver?.timerFired() }
+    Unmanaged<ShimParkedIO>.fromOpaque(baton).takeRetainedValue().driver?.timerFired()
 }

@@ -109,6 +109,25 @@ import Testing
         #expect(engine.nextEvent() == .failed(.messageTimeout(.seconds(2))))
     }
 
+    @Test func messagesBackToBackEachHaveTheirOwnClock() {
+        // Every check falls in the middle of a message, never between two:
+        // each message is still timed from its own first frame.
+        var engine = ServerProtocol()
+        let start = MonotonicInstant.now
+        let second: Int64 = 1_000_000_000
+        for step in 0..<10 {
+            // The end of one message and the start of the next in one read.
+            var bytes: [UInt8] = []
+            if step > 0 { bytes += clientFrame(opcode: Op.continuation, payload: Array("end".utf8)) }
+            bytes += clientFrame(fin: false, opcode: Op.text, payload: Array("start".utf8))
+            engine.receive(bytes)
+            #expect(engine.checkMessage(now: start.advanced(by: Int64(step) * second), timeout: 2 * second) != nil)
+            while let event = engine.nextEvent() {
+                if case .failed = event { Issue.record("a 1-second message timed out at step \(step)") }
+            }
+        }
+    }
+
     @Test func aCompletedMessageStopsTheClock() {
         var engine = ServerProtocol()
         let start = MonotonicInstant.now

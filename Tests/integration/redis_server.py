@@ -10,20 +10,23 @@ from conftest import free_port
 
 
 class RedisServer:
-    def __init__(self, state, port=None):
+    def __init__(self, state, port=None, password=None):
         self.state = state
         self.port = port or free_port()
+        self.password = password
         self.process = None
 
     @property
     def url(self):
-        return f"redis://127.0.0.1:{self.port}"
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}"
 
     def start(self):
         self.state.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.state)],
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.state),
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=open(self.state / "redis.log", "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while self.cli("PING", check=False) != "PONG":
@@ -44,8 +47,9 @@ class RedisServer:
         os.kill(self.process.pid, signal.SIGCONT)
 
     def cli(self, *args, check=True):
-        result = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True,
-                                timeout=10)
+        credentials = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        result = subprocess.run(["redis-cli", "-p", str(self.port), *credentials, *args], capture_output=True,
+                                text=True, timeout=10)
         if check:
             assert result.returncode == 0, result.stderr
         return result.stdout.strip()

@@ -485,3 +485,32 @@ def test_server_status_counts_what_the_brokers_carry(server, redis):
     # Each child with members got the message back from its channel.
     assert after["SwiftWebSocketBrokerReceived"] - before["SwiftWebSocketBrokerReceived"] == processes
     assert after["SwiftWebSocketBrokerLost"] == before["SwiftWebSocketBrokerLost"]
+
+
+def test_a_broker_with_a_password(server_with, tmp_path):
+    """AUTH before anything else: with the right password groups cross
+    children; with a wrong one the broker refuses, the refusal is logged
+    without the password, and broadcasts reach the sender's child."""
+    protected = RedisServer(tmp_path / "redis", password="s3cret").start()
+    try:
+        good = server_with(extra_conf=broker_conf(protected))
+        wrong = RedisServer(tmp_path / "unused", port=protected.port, password="wrong")
+        bad = server_with(extra_conf=broker_conf(wrong))
+        room = new_room()
+
+        async def go():
+            members = await join(good.url(f"/chat?room={room}"), 20)
+            wait_until_delivering(good, protected, room, 20)
+            await members[0].send("across children")
+            for ws in members:
+                assert await receive(ws, 1) == ["across children"]
+            alone = await join(bad.url(f"/chat?room={room}"), 1)
+            await alone[0].send("only here")
+            assert await receive(alone[0], 1) == ["only here"]
+            await close_all(members + alone)
+
+        run(go())
+        assert "refused the connection's setup" in bad.error_log
+        assert "wrong" not in bad.error_log and "redis://:***@127.0.0.1" in bad.error_log
+    finally:
+        protected.stop()

@@ -176,6 +176,11 @@ def test_event_handlers_run_on_held_threads_on_the_worker_mpm(server_with):
 
     async def scenario():
         async with connect(server.url("/chat")) as alice, connect(server.url("/chat")) as bob:
+            # A member joins in onOpen, after its 101: on a busy machine
+            # bob's thread may not have joined yet when alice's connect
+            # returns.
+            while server.error_log.count("joined the chat") < 2:
+                await asyncio.sleep(0.05)
             await alice.send("hi bob")
             return await asyncio.wait_for(bob.recv(), 5), await asyncio.wait_for(alice.recv(), 5)
     assert run(scenario()) == ("hi bob", "hi bob")
