@@ -48,7 +48,7 @@ import time
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "Tests/integration"))
-from conftest import Httpd, Usage, cpu_seconds, free_port, settled_usage  # noqa: E402
+from conftest import Httpd, Usage, cpu_seconds, free_port, one_child, settled_usage  # noqa: E402
 from side_by_side import became_idle, machine, wait_for_port  # noqa: E402
 
 WSFANOUT = TOP / "build/wsfanout"
@@ -75,16 +75,7 @@ ListenBacklog 4096
 SwiftWebSocketBroker redis://127.0.0.1:{redis_port}
 """
 # The same threads in one child: what bench/idle.py holds 10,000 on.
-PROCESS_LOCAL_CONF = """\
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 64
-MaxRequestWorkers 64
-MinSpareThreads 64
-MaxSpareThreads 64
-AsyncRequestWorkerFactor 400
-ListenBacklog 4096
-"""
+PROCESS_LOCAL_CONF = one_child()
 
 
 class Refused(Exception):

@@ -36,22 +36,11 @@ import time
 
 TOP = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "Tests/integration"))
-from conftest import Httpd, Usage, settled_usage  # noqa: E402
+from conftest import Httpd, Usage, one_child, settled_usage  # noqa: E402
 
-# One child, 64 workers. AsyncRequestWorkerFactor lets the child accept
-# far more connections than it has threads (the MPM stops accepting past
-# ThreadsPerChild + idle workers x factor); the descriptor limit is raised
-# for 10,000 sockets.
-SERVER_CONF = """
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 64
-MaxRequestWorkers 64
-MinSpareThreads 64
-MaxSpareThreads 64
-AsyncRequestWorkerFactor 400
-ListenBacklog 4096
-"""
+# One child, 64 workers, accepting 10,000 connections (the descriptor
+# limit is raised for them).
+SERVER_CONF = one_child()
 PATH = "/fanout"
 OPEN_CONCURRENCY = 200
 

@@ -43,16 +43,6 @@ package final class MemoryBudget: Sendable {
     package var limit: Int { limitBytes.load(ordering: .relaxed) }
     package var inUse: Int { used.load(ordering: .relaxed) }
 
-    /// What the budget has done since the child started.
-    package struct Counters: Sendable, Equatable {
-        /// Connections closed to make room (1009 or 1013).
-        package var evictions = 0
-        /// Requests for memory refused, each closing its connection.
-        package var refusals = 0
-    }
-
-    package var counters: Counters { episode.withLock { $0.total } }
-
     /// An account for one connection's holdings.
     package func openAccount() -> MemoryAccount {
         let account = MemoryAccount(budget: self)
@@ -84,7 +74,7 @@ package final class MemoryBudget: Sendable {
         if tryAdd(bytes) { return true }
         reclaim(room: bytes)
         if !account.isRevoked && tryAdd(bytes) { return true }
-        episode.withLock { $0.total.refusals += 1; $0.refusals += 1 }
+        episode.withLock { $0.refusals += 1 }
         return false
     }
 
@@ -108,7 +98,7 @@ package final class MemoryBudget: Sendable {
         let ended = episode.withLock { episode -> Episode? in
             guard episode.isOn else { return nil }
             defer {
-                episode = Episode(total: episode.total)
+                episode = Episode()
                 episodeIsOn.store(false, ordering: .relaxed)
             }
             return episode
@@ -149,7 +139,6 @@ package final class MemoryBudget: Sendable {
                 episode.isOn = true
                 episodeIsOn.store(true, ordering: .relaxed)
                 episode.evictions += revoked.count
-                episode.total.evictions += revoked.count
             }
             return !episode.isOn
         }
@@ -169,7 +158,6 @@ package final class MemoryBudget: Sendable {
         var isOn = false
         var evictions = 0
         var refusals = 0
-        var total = Counters()
     }
 }
 

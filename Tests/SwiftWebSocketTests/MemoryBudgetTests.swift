@@ -48,7 +48,6 @@ import Testing
         let events = harness.feed(clientFrame(opcode: Op.binary, payload: Array(repeating: 1, count: 150_000)))
         #expect(Self.failure(events) == .messageTooBig)
         #expect(budget.inUse == 0, "the refused message's memory is given back")
-        #expect(budget.counters.refusals == 1)
     }
 
     @Test func theLargestHolderIsClosedToMakeRoomAndASmallClientDoesNotNotice() {
@@ -79,7 +78,6 @@ import Testing
         #expect(bigAccount.isRevoked && !smallAccount.isRevoked && !third.isRevoked)
         big.failIfMemoryRevoked()
         #expect(big.nextEvent() == .failed(.memoryBudgetExhausted(closeCode: .messageTooBig)))
-        #expect(budget.counters.evictions == 1)
         #expect(woken.isSet, "the big connection's driver was woken to close it")
     }
 

@@ -166,6 +166,22 @@ def assert_back_to_baseline(server, baseline, rss_growth_kib, timeout=10):
     server.assert_no_crash()
 
 
+def one_child(async_request_worker_factor=400):
+    """Event MPM settings for one child of 64 workers that accepts far more
+    connections than it has threads: the MPM stops accepting past
+    ThreadsPerChild + idle workers x AsyncRequestWorkerFactor."""
+    return f"""
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+MinSpareThreads 64
+MaxSpareThreads 64
+AsyncRequestWorkerFactor {async_request_worker_factor}
+ListenBacklog 4096
+"""
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

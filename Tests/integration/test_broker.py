@@ -91,6 +91,13 @@ def wait_until_delivering(server, redis, room, count):
     return processes
 
 
+async def join_room(server, redis, room, count, **options):
+    """`count` members of `room`, once every child holding them subscribed;
+    returns them and those children."""
+    members = await join(server.url(f"/chat?room={room}"), count, **options)
+    return members, wait_until_delivering(server, redis, room, count)
+
+
 async def receive(ws, count, timeout=10):
     return [await asyncio.wait_for(ws.recv(), timeout) for _ in range(count)]
 
@@ -103,8 +110,7 @@ def test_sixty_members_over_three_children_receive_all_sixty_messages_in_one_ord
     room = new_room()
 
     async def go():
-        members = await join(server.url(f"/chat?room={room}"), 60)
-        processes = wait_until_delivering(server, redis, room, 60)
+        members, processes = await join_room(server, redis, room, 60)
         assert len(processes) >= 2, "the members should be spread over the children"
         await asyncio.gather(*(ws.send(f"message {i}") for i, ws in enumerate(members)))
         received = await asyncio.gather(*(receive(ws, 60) for ws in members))
@@ -187,8 +193,7 @@ def test_redis_stopped_and_back(server_with, own_redis):
     room = new_room()
 
     async def go():
-        members = await join(server.url(f"/chat?room={room}"), 30)
-        wait_until_delivering(server, own_redis, room, 30)
+        members, _ = await join_room(server, own_redis, room, 30)
         echo = await join(server.url("/echo"), 1)
         own_redis.stop()
         await asyncio.sleep(0.5)
@@ -231,8 +236,7 @@ def test_a_stalled_redis_never_slows_echo_on_any_child(server_with, own_redis):
     room = new_room()
 
     async def go():
-        members = await join(server.url(f"/chat?room={room}"), 10)
-        wait_until_delivering(server, own_redis, room, 10)
+        members, _ = await join_room(server, own_redis, room, 10)
         echoes = await join(server.url("/echo"), 30)
         served_by = {pid for pid in re.findall(r"\[pid (\d+):tid \d+\].*served by \S*Echo\b", server.error_log)}
         assert len(served_by) >= 2, "echo connections should be on several children"
@@ -261,8 +265,7 @@ def test_a_killed_child_leaves_redis_and_the_others_keep_delivering(tmp_path_fac
     room = new_room()
     try:
         async def go():
-            members = await join(server.url(f"/chat?room={room}"), 30)
-            processes = wait_until_delivering(server, redis, room, 30)
+            members, processes = await join_room(server, redis, room, 30)
             assert len(processes) >= 2
             victim = sorted(processes)[0]
             os.kill(int(victim), signal.SIGKILL)
@@ -356,8 +359,7 @@ def test_a_message_on_our_channel_from_another_program_is_dropped_and_logged(ser
     room = new_room()
 
     async def go():
-        members = await join(server.url(f"/chat?room={room}"), 2)
-        wait_until_delivering(server, redis, room, 2)
+        members, _ = await join_room(server, redis, room, 2)
         redis.cli("PUBLISH", f"swiftws:{room}", "not from a WebSocket handler")
         await members[0].send("ours")
         for ws in members:
@@ -381,8 +383,7 @@ SwiftWebSocketMaxMessageSize 1000
     room = new_room()
 
     async def go():
-        members = await join(server.url(f"/chat?room={room}"), 2)
-        wait_until_delivering(server, redis, room, 2)
+        members, _ = await join_room(server, redis, room, 2)
         await members[0].send("y" * 5000)
         with pytest.raises(ConnectionClosed) as closed:
             await receive(members[0], 1)
@@ -469,8 +470,7 @@ def test_server_status_counts_what_the_brokers_carry(server, redis):
     assert before["SwiftWebSocketBrokersConnected"] == 3  # one broker, seen by each of 3 children
 
     async def go():
-        members = await join(server.url(f"/chat?room={room}"), 30)
-        processes = wait_until_delivering(server, redis, room, 30)
+        members, processes = await join_room(server, redis, room, 30)
         await members[0].send("counted")
         await asyncio.gather(*(receive(ws, 1) for ws in members))
         await close_all(members)
@@ -499,8 +499,7 @@ def test_a_broker_with_a_password(server_with, tmp_path):
         room = new_room()
 
         async def go():
-            members = await join(good.url(f"/chat?room={room}"), 20)
-            wait_until_delivering(good, protected, room, 20)
+            members, _ = await join_room(good, protected, room, 20)
             await members[0].send("across children")
             for ws in members:
                 assert await receive(ws, 1) == ["across children"]

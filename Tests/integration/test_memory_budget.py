@@ -18,17 +18,10 @@ import zlib
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import run, serve, settled_usage
+from conftest import one_child, run, serve, settled_usage
 from rawws import RawWebSocket, frame, http_request, upgrade_request
 
-ONE_CHILD = """
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 64
-MaxRequestWorkers 64
-MinSpareThreads 64
-MaxSpareThreads 64
-AsyncRequestWorkerFactor 40
+ONE_CHILD = one_child(async_request_worker_factor=40) + """
 SwiftWebSocketMemoryLimit 256M
 <Location /echo_noext>
     SwiftWebSocketMessageTimeout 2
