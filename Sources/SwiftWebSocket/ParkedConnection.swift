@@ -40,6 +40,8 @@ package final class ParkedConnection: @unchecked Sendable {
     /// last first: the next to write is `popLast()`.
     private var undelivered: [Outbox.Item] = []
     private var outputPending = false
+    /// What was read into `readBuffer` and not parsed when a turn ended.
+    private var unparsed = 0..<0
     private var transportClosed = false
     private var finished = false
     /// The client's close frame, once it came.
@@ -55,9 +57,10 @@ package final class ParkedConnection: @unchecked Sendable {
     /// A timer step that could not write everything tries again this soon:
     /// the MPM polls for writability only when it resumed the connection.
     static let outputRetry: Int64 = 50_000_000
-    /// The most a step reads before it lets other connections have the
-    /// worker: 16 reads.
-    static let readTurn = 16 * WebSocket.readBufferSize
+    /// The most a step reads and inflates before it lets other connections
+    /// have the worker: 16 reads (an inflated slice may go past it by about
+    /// a MiB, ServerProtocol.inflateSlice).
+    static let workTurn = 16 * WebSocket.readBufferSize
 
     package init(handler: any WebSocketEventHandler, handlerName: String, request: UpgradeRequest,
                  subprotocol: String?, limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?,
@@ -186,29 +189,33 @@ package final class ParkedConnection: @unchecked Sendable {
     }
 
     /// Reads until nothing is left, handling events as they come so one
-    /// read buffer serves any amount of input; or until `readTurn` bytes,
-    /// then returns true: a client that never stops sending must not keep
-    /// a worker from the others.
+    /// read buffer serves any amount of input; or until a turn's work
+    /// (`workTurn`: bytes read and inflated) is done, then returns true: a
+    /// client that never stops sending must not keep a worker from the
+    /// others. What was read and not parsed waits in `unparsed`.
     private func readAll(at now: MonotonicInstant) throws -> Bool {
-        var taken = 0
+        var work = Self.workTurn
         while !transportClosed && (engine.state == .open || engine.state == .closeSent) {
-            guard taken < Self.readTurn else { return true }
-            let count: Int?
-            do {
-                count = try io.read(into: readBuffer)
-            } catch {
-                endTransport()
-                return false
+            guard work > 0 else { return true }
+            if unparsed.isEmpty {
+                let count: Int?
+                do {
+                    count = try io.read(into: readBuffer)
+                } catch {
+                    endTransport()
+                    return false
+                }
+                guard let count else { return false }
+                guard count > 0 else {
+                    endTransport()
+                    return false
+                }
+                unparsed = 0..<count
+                lastHeard = now
+                keepalivePingSentAt = nil
             }
-            guard let count else { return false }
-            guard count > 0 else {
-                endTransport()
-                return false
-            }
-            taken += count
-            lastHeard = now
-            keepalivePingSentAt = nil
-            engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
+            let parsed = engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[unparsed]), work: &work)
+            unparsed = unparsed.dropFirst(parsed)
             try takeEvents()
             try deliverQueued()
         }

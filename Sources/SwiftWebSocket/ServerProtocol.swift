@@ -92,12 +92,16 @@ public struct ServerProtocol {
     private var nextEventIndex = 0
     /// Set by a close frame or a violation: later input means nothing.
     private var inputEnded = false
+    /// Bytes inflated so far, for `receive(_:work:)`'s account.
+    private var inflatedBytes = 0
 
     /// Told of every message and close frame, each way.
     package var meter: (any TrafficMeter)?
 
     /// The most message-buffer capacity kept between messages.
     static let retainedBufferCapacity = 64 * 1024
+    /// The most compressed payload inflated in one step of the parse.
+    static let inflateSlice = 1024
 
     public init(limits: Limits = Limits(), compression: PerMessageDeflate? = nil) {
         self.init(limits: limits, compression: compression, memory: nil)
@@ -117,14 +121,29 @@ public struct ServerProtocol {
     /// Parses `bytes`. Events become available through `nextEvent()`. After
     /// a close frame or a violation, further input is ignored.
     public mutating func receive(_ bytes: UnsafeRawBufferPointer) {
+        var unbounded = Int.max
+        _ = receive(bytes, work: &unbounded)
+    }
+
+    /// Parses a prefix of `bytes` and returns its length: all of them, or
+    /// fewer once `work` (bytes parsed plus bytes inflated, taken off it)
+    /// is spent. A driver sharing a thread between connections passes the
+    /// rest later: a few KiB of compressed input can inflate to megabytes,
+    /// and one connection's message must not hold a worker from the others.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, work: inout Int) -> Int {
         var index = 0
         do {
-            while index < bytes.count && !inputEnded && state != .closed {
-                index += try consume(UnsafeRawBufferPointer(rebasing: bytes[index...]))
+            while index < bytes.count && work > 0 && !inputEnded && state != .closed {
+                let inflatedBefore = inflatedBytes
+                let consumed = try consume(UnsafeRawBufferPointer(rebasing: bytes[index...]))
+                index += consumed
+                work -= consumed + (inflatedBytes - inflatedBefore)
             }
         } catch {
             fail(error)
+            return bytes.count  // what follows a violation is ignored
         }
+        return index
     }
 
     public mutating func receive(_ bytes: [UInt8]) {
@@ -170,7 +189,11 @@ public struct ServerProtocol {
         case .header:
             return try consumeHeader(bytes)
         case .payload(let header, let remaining, let keyOffset):
-            let take = Int(min(remaining, UInt64(bytes.count)))
+            var take = Int(min(remaining, UInt64(bytes.count)))
+            // A slice at a time: DEFLATE expands at most about 1,032 times,
+            // so a slice inflates to about a MiB, and `work` can stop the
+            // parse between slices.
+            if messageCompressed && !header.opcode.isControl { take = min(take, Self.inflateSlice) }
             let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<take])
             let newOffset = try appendPayload(chunk, of: header, keyOffset: keyOffset)
             if remaining == UInt64(take) {
@@ -305,6 +328,7 @@ public struct ServerProtocol {
         // The text zlib made is judged before its verdict, up to the limit,
         // as it would have been had a read ended before the problem: the
         // violation reported is the message's first, however it was split.
+        inflatedBytes &+= max(0, messageBuffer.count - start)
         try validateText(from: start, upTo: min(messageBuffer.count, limit))
         switch outcome {
         case .ok: break

@@ -260,6 +260,27 @@ import Testing
         #expect(harness.takeOutput() == serverClose(1009))
     }
 
+    @Test func aParseWithLittleWorkLeftStopsAfterASliceAndResumes() throws {
+        // 8 MiB of zeros compresses to about 8 KiB: one read's worth that a
+        // parked step must not inflate whole.
+        let client = try #require(Deflater(windowBits: 15, memoryLevel: 8, level: 9))
+        var compressed: [UInt8] = []
+        let zeros = [UInt8](repeating: 0, count: 8 << 20)
+        #expect(zeros.withUnsafeBytes { client.compress($0, into: &compressed) })
+        let wire = Self.compressedFrame(compressed, opcode: Op.binary)
+        var engine = ServerProtocol(limits: Limits(maxMessageSize: 16 << 20), compression: Self.agreed())
+        var parsed = 0, steps = 0
+        while parsed < wire.count {
+            var work = 256 * 1024
+            parsed += wire.withUnsafeBytes { raw in engine.receive(UnsafeRawBufferPointer(rebasing: raw[parsed...]), work: &work) }
+            steps += 1
+            // A step stops after the slice that spent its work.
+            #expect(work > -(2 << 20))
+        }
+        #expect(steps >= 8, "8 MiB inflated 256 KiB of work at a time")
+        #expect(engine.nextEvent() == .message(.binary(zeros)))
+    }
+
     @Test func compressedSizeIsBoundedFromTheHeader() {
         var harness = Harness(limits: Limits(maxMessageSize: 1000), compression: Self.agreed())
         let header = clientFrame(rsv: 0x4, opcode: Op.binary, payload: [], announcedLength: 1 << 30)
