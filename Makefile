@@ -196,7 +196,7 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/bin/%)
 sanitize: | deps
 	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
 	TSAN_OPTIONS=suppressions=$(CURDIR)/Tests/tsan-suppressions.txt \
-	  $(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter 'CrossThreadTests|HandlerAPITests'
+	  $(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter 'CrossThreadTests|HandlerAPITests|ParkedConnectionTests'
 
 conformance: all
 	@scripts/conformance

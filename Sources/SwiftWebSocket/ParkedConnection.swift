@@ -17,7 +17,7 @@ import Synchronization
 ///   timers (`timerFired`), which take the parked connection for a moment
 ///   to write; they never read, so the MPM's poll stays the one reader.
 /// - httpd's `Timeout` expiring in the MPM ends it with 1001 (`abandon`).
-package final class ParkedConnection: @unchecked Sendable {
+package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
     /// What the MPM should wait for before resuming the connection.
     package enum Next: Equatable {
         case input, output, closed
@@ -26,12 +26,11 @@ package final class ParkedConnection: @unchecked Sendable {
     package let connection: WebSocketConnection
     private var handler: any WebSocketEventHandler
     private let handlerName: String
-    private var engine: ServerProtocol
+    var engine: ServerProtocol
+    var deadlines: ConnectionDeadlines
     private let io: any ParkedConnectionIO
     private let transport: ParkedTransport
     private let gate = DriverGate()
-    private let keepalive: Keepalive
-    private let intervals: Keepalive.Nanoseconds
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let memory = MemoryBudget.shared.openAccount()
     private let slowCalls: SlowCallWatch
@@ -47,10 +46,6 @@ package final class ParkedConnection: @unchecked Sendable {
     /// The client's close frame, once it came.
     private var peerClose: (code: CloseCode, reason: String)?
 
-    private var lastHeard: MonotonicInstant
-    private var lastMessage: MonotonicInstant
-    private var keepalivePingSentAt: MonotonicInstant?
-    private var closeSentAt: MonotonicInstant?
     /// The earliest timer scheduled and not yet fired.
     private var timerDue: MonotonicInstant?
 
@@ -73,12 +68,9 @@ package final class ParkedConnection: @unchecked Sendable {
         self.io = io
         self.transport = ParkedTransport(outbox: Outbox(limit: limits.maxQueuedBytes, memory: memory), io: io)
         self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport)
-        self.keepalive = keepalive
-        self.intervals = Keepalive.Nanoseconds(keepalive)
+        self.deadlines = ConnectionDeadlines(keepalive, now: .now)
         self.readBuffer = .allocate(byteCount: WebSocket.readBufferSize, alignment: 8)
         self.slowCalls = slowCalls
-        self.lastHeard = .now
-        self.lastMessage = .now
         // The budget took its memory back: a timer step closes it.
         memory.onRevoke { [io] in io.scheduleTimer(after: .zero) }
     }
@@ -144,11 +136,8 @@ package final class ParkedConnection: @unchecked Sendable {
     package func abandon() {
         guard !finished else { return }
         io.log(.info, "no input or output for httpd's Timeout while waiting in the MPM; closing with 1001")
-        if !transportClosed, engine.close(code: .goingAway, reason: "timeout") {
-            _ = try? writePendingOutput()
-            _ = try? io.flush(waiting: false)
-        }
-        endTransport()
+        if !transportClosed { _ = engine.close(code: .goingAway, reason: "timeout") }
+        dropTransport()
         _ = finishNow()
     }
 
@@ -174,7 +163,9 @@ package final class ParkedConnection: @unchecked Sendable {
             if reading && !outputPending { turnEnded = try readAll(at: now) }
             try takeEvents()
             try deliverQueued()
-            try actOnDeadlines(now: now)
+            _ = try actOnDeadlines(now: now)
+            // A message timed out or revoked by the budget (actOnDeadlines).
+            try takeEvents()
             if !transportClosed { outputPending = try io.flush(waiting: false) }
         } catch {
             endTransport()
@@ -198,21 +189,9 @@ package final class ParkedConnection: @unchecked Sendable {
         while !transportClosed && (engine.state == .open || engine.state == .closeSent) {
             guard work > 0 else { return true }
             if unparsed.isEmpty {
-                let count: Int?
-                do {
-                    count = try io.read(into: readBuffer)
-                } catch {
-                    endTransport()
-                    return false
-                }
-                guard let count else { return false }
-                guard count > 0 else {
-                    endTransport()
-                    return false
-                }
+                let read = { () throws(WebSocketError) in try self.io.read(into: self.readBuffer) }
+                guard let count = try? readOnce(at: now, read), count > 0 else { return false }
                 unparsed = 0..<count
-                lastHeard = now
-                keepalivePingSentAt = nil
             }
             let parsed = engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[unparsed]), work: &work)
             unparsed = unparsed.dropFirst(parsed)
@@ -226,7 +205,7 @@ package final class ParkedConnection: @unchecked Sendable {
         while let event = engine.nextEvent() {
             switch event {
             case .message(let message):
-                lastMessage = lastHeard
+                deadlines.messageReceived()
                 // After our close, messages still arriving are dropped.
                 if engine.state == .open {
                     call("onMessage") { handler, connection in try handler.onMessage(message, from: connection) }
@@ -279,15 +258,7 @@ package final class ParkedConnection: @unchecked Sendable {
         }
         if undelivered.isEmpty && !outputPending { undelivered = transport.outbox.takeAll().items.reversed() }
         while !outputPending, let item = undelivered.popLast() {
-            switch item {
-            case .message(let message):
-                try write(message)
-            case .shared(let shared):
-                try write(shared)
-            case .close(let code, let reason):
-                try startClose(code: code.isValidOnWire ? code : .normalClosure, reason: reason)
-                return
-            }
+            guard try deliver(item) else { return }
             outputPending = try io.flush(waiting: false)
         }
     }
@@ -303,121 +274,47 @@ package final class ParkedConnection: @unchecked Sendable {
         try startClose(code: code, reason: code == .policyViolation ? "too slow" : "memory budget")
     }
 
-    private func write(_ message: Message) throws {
+    func deliver(_ message: Message) throws {
         try message.withPayload { payload in try write(message.opcode, payload) }
     }
 
-    private func write(_ shared: SharedMessage) throws {
-        guard let frame = engine.prepareShared(shared) else { return }
-        if intervals.idleTimeout != nil { lastMessage = .now }  // read only for the idle timeout
-        try writePendingOutput()
-        try frame.header.withUnsafeBytes { header in
-            if let compressed = frame.compressedPayload {
-                try compressed.withUnsafeBytes { body in try io.write(header, body) }
-            } else {
-                try shared.message.withPayload { body in try io.write(header, body) }
-            }
-        }
+    func deliverClose(code: CloseCode, reason: String) throws {
+        try startClose(code: code.isValidOnWire ? code : .normalClosure, reason: reason)
+    }
+
+    func deliver(_ shared: SharedMessage) throws {
+        if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
+        _ = try engine.writeShared(shared) { [io] first, second in try io.write(first, second) }
     }
 
     private func write(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
         guard let frame = engine.prepareMessage(opcode: opcode, payload: payload) else { return }
-        if intervals.idleTimeout != nil { lastMessage = .now }  // read only for the idle timeout
-        try writePendingOutput()
-        if frame.isCompressed {
-            do {
-                let compressed = engine.compressedPayload
-                try frame.header.withUnsafeBytes { header in
-                    try compressed.withUnsafeBytes { body in try io.write(header, body) }
-                }
-            }
-            engine.compressedPayloadWritten()
-        } else {
-            try frame.header.withUnsafeBytes { header in try io.write(header, payload) }
-        }
+        if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
+        try engine.writeFrame(frame, payload) { [io] first, second in try io.write(first, second) }
     }
 
-    private func writePendingOutput() throws {
-        guard !engine.pendingOutput.isEmpty, !transportClosed else { return }
-        defer { engine.pendingOutput.removeAll(keepingCapacity: true) }
-        try engine.pendingOutput.withUnsafeBytes { bytes in
-            try io.write(bytes, UnsafeRawBufferPointer(start: nil, count: 0))
-        }
+    func writePendingOutput() throws {
+        guard !transportClosed else { return }
+        try engine.writePendingOutput { [io] first, second in try io.write(first, second) }
     }
 
     /// Sends our close frame, if none went out yet; the client's answer
     /// resumes the connection, or the close timeout ends it.
-    private func startClose(code: CloseCode, reason: String) throws {
+    func startClose(code: CloseCode?, reason: String) throws {
         transport.outbox.close()
         undelivered = []
         guard engine.close(code: code, reason: reason) else { return }
-        closeSentAt = .now
+        deadlines.closeSent(at: .now)
         try writePendingOutput()
     }
 
     // MARK: Deadlines
 
-    /// Starts closing if the server is stopping; acts on the keepalive,
-    /// idle and closing deadlines that have passed.
-    private func actOnDeadlines(now: MonotonicInstant) throws {
-        _ = engine.checkMessage(now: now, timeout: intervals.messageTimeout)
-        try takeEvents()
-        if io.isStopping && engine.state == .open {
-            io.log(.info, "server stopping; closing with 1001")
-            try startClose(code: .goingAway, reason: "server stopping")
-        }
-        if let closeSentAt {
-            if now >= closeSentAt.advanced(by: intervals.closeTimeout) {
-                io.log(.info, "no close frame from the client within \(keepalive.closeTimeout); dropping it")
-                endTransport()
-            }
-            return
-        }
-        if let pingSentAt = keepalivePingSentAt {
-            if now >= pingSentAt.advanced(by: intervals.pingTimeout) {
-                io.log(.info, "no answer to a keepalive ping within \(keepalive.pingTimeout); closing with 1011")
-                if engine.close(code: .internalError, reason: "keepalive ping timeout") {
-                    try? writePendingOutput()
-                    _ = try? io.flush(waiting: false)
-                }
-                endTransport()
-                return
-            }
-        } else if let interval = intervals.pingInterval, now >= lastHeard.advanced(by: interval) {
-            _ = engine.ping(WebSocket.keepalivePayload)
-            try writePendingOutput()
-            keepalivePingSentAt = now
-        }
-        if let idleTimeout = intervals.idleTimeout, now >= lastMessage.advanced(by: idleTimeout) {
-            io.log(.info, "no message for \(keepalive.idleTimeout ?? .zero); closing with 1001")
-            try startClose(code: .goingAway, reason: "idle timeout")
-        }
-    }
-
-    /// The next deadline, if any.
-    private func nextDeadline() -> MonotonicInstant? {
-        if let closeSentAt { return closeSentAt.advanced(by: intervals.closeTimeout) }
-        var next: MonotonicInstant?
-        if let pingSentAt = keepalivePingSentAt {
-            next = pingSentAt.advanced(by: intervals.pingTimeout)
-        } else if let interval = intervals.pingInterval {
-            next = lastHeard.advanced(by: interval)
-        }
-        if let idleTimeout = intervals.idleTimeout {
-            let limit = lastMessage.advanced(by: idleTimeout)
-            next = next.map { min($0, limit) } ?? limit
-        }
-        if let due = engine.messageDeadline(timeout: intervals.messageTimeout) {
-            next = next.map { min($0, due) } ?? due
-        }
-        return next
-    }
-
     /// Schedules a timer for the next deadline unless an earlier one is
     /// pending (MPM timers cannot be cancelled: one that fires early finds
     /// nothing to do and schedules the next).
     private func scheduleNextTimer(now: MonotonicInstant, retryingOutput: Bool) {
-        var next = nextDeadline()
+        var next = deadlines.next(messageDue: engine.messageDeadline(timeout: deadlines.intervals.messageTimeout))
         if retryingOutput {
             let retry = now.advanced(by: Self.outputRetry)
             next = next.map { min($0, retry) } ?? retry
@@ -430,7 +327,19 @@ package final class ParkedConnection: @unchecked Sendable {
 
     // MARK: The end
 
-    private func endTransport() {
+    func dropTransport() {
+        try? writePendingOutput()
+        _ = try? io.flush(waiting: false)
+        endTransport()
+    }
+
+    var isStopping: Bool { io.isStopping }
+
+    func log(_ level: LogLevel, _ message: String) {
+        io.log(level, message)
+    }
+
+    func endTransport() {
         transportClosed = true
         transport.outbox.close()
         undelivered = []

@@ -8,7 +8,7 @@
 /// member of its room); from another thread a send is queued and the owner
 /// writes it (httpd's filters are not thread-safe). Everything else belongs
 /// to the owner and throws `WebSocketError.wrongThread` elsewhere.
-public final class WebSocket: @unchecked Sendable {
+public final class WebSocket: ConnectionDriver, @unchecked Sendable {
     /// The upgrade request this connection was accepted from.
     public let request: UpgradeRequest
     /// The subprotocol agreed in the handshake, if any.
@@ -33,11 +33,10 @@ public final class WebSocket: @unchecked Sendable {
     /// Whether messages can still be sent. Any thread.
     public var isOpen: Bool { outbox.isOpen }
 
-    private var engine: ServerProtocol
+    var engine: ServerProtocol
+    var deadlines: ConnectionDeadlines
     private let io: any ConnectionIO
     private let outbox: Outbox
-    private let keepalive: Keepalive
-    private let intervals: Keepalive.Nanoseconds
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let memory = MemoryBudget.shared.openAccount()
     /// Set when the stream ended or failed: no more reads or writes.
@@ -47,22 +46,9 @@ public final class WebSocket: @unchecked Sendable {
     private let slowCalls: SlowCallWatch
     private var handlerCodeSince: MonotonicInstant?
 
-    /// When bytes last arrived, for the keepalive ping.
-    private var lastHeard: MonotonicInstant
-    /// When a message last went either way, for the idle timeout.
-    private var lastMessage: MonotonicInstant
-    /// The keepalive ping awaiting any sign of life, if one was sent.
-    private var keepalivePingSentAt: MonotonicInstant?
-    /// When we started the closing handshake, bounding the wait for the
-    /// peer's close.
-    private var closeSentAt: MonotonicInstant?
-
     /// Reads of at most one TLS record: larger buffers only cost memory.
     /// The shim asks its filters for the same (READ_SIZE, connection_io.c).
     static let readBufferSize = 16 * 1024
-    /// Keepalive pings carry this, so their pongs are told from the
-    /// handler's.
-    static let keepalivePayload = Array("swiftwebsocket-keepalive".utf8)
 
     package init(request: UpgradeRequest, subprotocol: String?, limits: Limits, keepalive: Keepalive = Keepalive(),
                  compression: PerMessageDeflate? = nil, slowCalls: SlowCallWatch = SlowCallWatch(),
@@ -74,12 +60,9 @@ public final class WebSocket: @unchecked Sendable {
         self.compression = compression
         self.io = io
         self.outbox = Outbox(limit: limits.maxQueuedBytes, memory: memory)
-        self.keepalive = keepalive
-        self.intervals = Keepalive.Nanoseconds(keepalive)
+        self.deadlines = ConnectionDeadlines(keepalive, now: .now)
         self.readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
         self.slowCalls = slowCalls
-        self.lastHeard = .now
-        self.lastMessage = .now
         // The budget took its memory back: the owner wakes and closes it.
         memory.onRevoke { [io] in io.wake() }
     }
@@ -114,13 +97,12 @@ public final class WebSocket: @unchecked Sendable {
     private func handle(_ event: ServerProtocol.Event) throws -> Message? {
         switch event {
         case .message(let message):
-            // When its last bytes were read: one clock read fewer per message.
-            lastMessage = lastHeard
+            deadlines.messageReceived()
             return message
         case .ping:
-            try flushPendingOutput()
+            try writePendingOutput()
         case .pong(let payload):
-            if payload != Self.keepalivePayload { onPong?(payload) }
+            if payload != ConnectionDeadlines.keepalivePayload { onPong?(payload) }
         case .close(let code, let reason):
             peerCloseCode = code
             peerCloseReason = reason
@@ -129,7 +111,7 @@ public final class WebSocket: @unchecked Sendable {
         case .failed(let violation):
             io.log(violation.logLevel, "closing with \(violation.closeCode): \(violation)")
             outbox.close()
-            try? flushPendingOutput()
+            try? writePendingOutput()
         }
         return nil
     }
@@ -141,7 +123,7 @@ public final class WebSocket: @unchecked Sendable {
     private func readOrWait() throws {
         // One clock read per pass: the read that follows does not wait.
         let now = MonotonicInstant.now
-        let deadline = try nextDeadline(now: now)
+        let deadline = try actOnDeadlines(now: now)
         guard !transportClosed, try !readAvailable(at: now) else { return }
         guard let deadline else {
             try io.wait(timeout: nil)
@@ -153,73 +135,12 @@ public final class WebSocket: @unchecked Sendable {
     /// Reads once without waiting and feeds the engine. True if bytes came
     /// or the stream ended, false if nothing was there.
     private func readAvailable(at now: MonotonicInstant) throws -> Bool {
-        let count: Int?
-        do {
-            count = try io.read(into: readBuffer)
-        } catch {
-            endTransport()
-            throw error
+        guard let count = try readOnce(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }) else {
+            return false
         }
-        guard let count else { return false }
-        guard count > 0 else {
-            endTransport()
-            return true
-        }
-        lastHeard = now
-        keepalivePingSentAt = nil
+        guard count > 0 else { return true }
         engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
         return true
-    }
-
-    /// Starts closing if the server is stopping, acts on the keepalive, idle
-    /// and closing deadlines that have passed, and returns the next one
-    /// (nil: none, wait for input alone).
-    private func nextDeadline(now: MonotonicInstant) throws -> MonotonicInstant? {
-        let messageDue = engine.checkMessage(now: now, timeout: intervals.messageTimeout)
-        if io.isStopping && engine.state == .open {
-            io.log(.info, "server stopping; closing with 1001")
-            try startClose(code: .goingAway, reason: "server stopping")
-        }
-        if let closeSentAt {
-            let limit = closeSentAt.advanced(by: intervals.closeTimeout)
-            if now >= limit {
-                io.log(.info, "no close frame from the client within \(keepalive.closeTimeout); dropping it")
-                endTransport()
-            }
-            return limit
-        }
-        var next: MonotonicInstant?
-        if let pingSentAt = keepalivePingSentAt {
-            let limit = pingSentAt.advanced(by: intervals.pingTimeout)
-            if now >= limit {
-                io.log(.info, "no answer to a keepalive ping within \(keepalive.pingTimeout); closing with 1011")
-                if engine.close(code: .internalError, reason: "keepalive ping timeout") { try? flushPendingOutput() }
-                endTransport()
-                return limit
-            }
-            next = limit
-        } else if let interval = intervals.pingInterval {
-            let due = lastHeard.advanced(by: interval)
-            if now >= due {
-                _ = engine.ping(Self.keepalivePayload)
-                try flushPendingOutput()
-                keepalivePingSentAt = now
-                next = now.advanced(by: intervals.pingTimeout)
-            } else {
-                next = due
-            }
-        }
-        if let idleTimeout = intervals.idleTimeout {
-            let limit = lastMessage.advanced(by: idleTimeout)
-            if now >= limit {
-                io.log(.info, "no message for \(keepalive.idleTimeout ?? .zero); closing with 1001")
-                try startClose(code: .goingAway, reason: "idle timeout")
-                return closeSentAt.map { $0.advanced(by: intervals.closeTimeout) }
-            }
-            next = next.map { min($0, limit) } ?? limit
-        }
-        if let messageDue { next = next.map { min($0, messageDue) } ?? messageDue }
-        return next
     }
 
     // MARK: Sending
@@ -230,14 +151,14 @@ public final class WebSocket: @unchecked Sendable {
     public func send(_ message: Message) throws {
         guard try isOwner(orQueue: .message(message)) else { return }
         try deliverQueued()
-        try sendAsOwner(message)
+        try deliver(message)
     }
 
     /// A broadcast's message: the same from any thread as `send(_:)`.
     package func send(_ shared: SharedMessage) throws {
         guard try isOwner(orQueue: .shared(shared)) else { return }
         try deliverQueued()
-        try sendAsOwner(shared)
+        try deliver(shared)
     }
 
     public func send(text: String) throws {
@@ -269,7 +190,7 @@ public final class WebSocket: @unchecked Sendable {
     public func ping(_ payload: [UInt8] = []) throws {
         try io.checkAccess()
         guard !transportClosed, engine.ping(payload) else { throw WebSocketError.closed }
-        try flushPendingOutput()
+        try writePendingOutput()
     }
 
     /// Closes the connection: sends a close frame and waits (at most
@@ -347,15 +268,7 @@ public final class WebSocket: @unchecked Sendable {
         guard engine.fragmentedMessageOpcode == nil else { return }
         let (items, overflow) = outbox.takeAll()
         for item in items {
-            switch item {
-            case .message(let message):
-                try sendAsOwner(message)
-            case .shared(let shared):
-                try sendAsOwner(shared)
-            case .close(let code, let reason):
-                try closeAsOwner(code: code, reason: reason)
-                return
-            }
+            guard try deliver(item) else { return }
         }
         if overflow == .policyViolation {
             io.log(.info, "more than \(outbox.limit) bytes queued for a slow client; closing with 1008")
@@ -366,21 +279,16 @@ public final class WebSocket: @unchecked Sendable {
         }
     }
 
-    private func sendAsOwner(_ message: Message) throws {
+    func deliver(_ message: Message) throws {
         try message.withPayload { payload in try sendMessage(message.opcode, payload) }
     }
 
-    private func sendAsOwner(_ shared: SharedMessage) throws {
+    func deliver(_ shared: SharedMessage) throws {
         guard engine.fragmentedMessageOpcode == nil else { throw WebSocketError.fragmentedMessageInProgress }
-        guard !transportClosed, let frame = engine.prepareShared(shared) else { throw WebSocketError.closed }
-        if intervals.idleTimeout != nil { lastMessage = .now }  // read only for the idle timeout
-        try flushPendingOutput()
-        try frame.header.withUnsafeBytes { header in
-            if let compressed = frame.compressedPayload {
-                try compressed.withUnsafeBytes { body in try write(header, body) }
-            } else {
-                try shared.message.withPayload { body in try write(header, body) }
-            }
+        guard !transportClosed else { throw WebSocketError.closed }
+        if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
+        guard try writing({ engine, write in try engine.writeShared(shared, to: write) }) else {
+            throw WebSocketError.closed
         }
     }
 
@@ -397,33 +305,22 @@ public final class WebSocket: @unchecked Sendable {
             throw WebSocketError.fragmentedMessageInProgress
         }
         guard !transportClosed, let frame = engine.prepareFragment(opcode: opcode, payload: payload, isFinal: isFinal) else {
-            try? flushPendingOutput()  // the close a compression failure queued
+            try? writePendingOutput()  // the close a compression failure queued
             throw WebSocketError.closed
         }
         try writeFrame(frame, payload)
     }
 
     private func writeFrame(_ frame: ServerProtocol.OutgoingFrame, _ payload: UnsafeRawBufferPointer) throws {
-        if intervals.idleTimeout != nil { lastMessage = .now }  // read only for the idle timeout
-        try flushPendingOutput()
-        if frame.isCompressed {
-            do {
-                // A local copy (it shares the storage): a failed write ends
-                // the transport, which changes the engine, so the engine
-                // must not be under access during the write.
-                let compressed = engine.compressedPayload
-                try frame.header.withUnsafeBytes { header in
-                    try compressed.withUnsafeBytes { body in try write(header, body) }
-                }
-            }
-            // After the copy's scope, so the buffer is not shared any more.
-            engine.compressedPayloadWritten()
-        } else {
-            try frame.header.withUnsafeBytes { header in try write(header, payload) }
-        }
+        if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
+        try writing { engine, write in try engine.writeFrame(frame, payload, to: write) }
     }
 
     // MARK: Closing (owner)
+
+    func deliverClose(code: CloseCode, reason: String) throws {
+        try closeAsOwner(code: code, reason: reason)
+    }
 
     private func closeAsOwner(code: CloseCode?, reason: String) throws {
         guard !transportClosed else { return }
@@ -434,7 +331,7 @@ public final class WebSocket: @unchecked Sendable {
         }
         if engine.state == .closeReceived {
             engine.close(code: code, reason: reason)
-            try flushPendingOutput()
+            try writePendingOutput()
             return
         }
         try startClose(code: code, reason: reason)
@@ -445,35 +342,45 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     /// Sends our close frame, if none went out yet.
-    private func startClose(code: CloseCode?, reason: String) throws {
+    func startClose(code: CloseCode?, reason: String) throws {
         outbox.close()
         guard engine.close(code: code, reason: reason) else { return }
-        closeSentAt = .now
-        try flushPendingOutput()
+        deadlines.closeSent(at: .now)
+        try writePendingOutput()
     }
 
     // MARK: Transport
 
-    private func endTransport() {
+    func endTransport() {
         transportClosed = true
         outbox.close()
         engine.connectionLost()
     }
 
-    private func flushPendingOutput() throws {
-        guard !engine.pendingOutput.isEmpty, !transportClosed else { return }
-        defer { engine.pendingOutput.removeAll(keepingCapacity: true) }
-        try engine.pendingOutput.withUnsafeBytes { bytes in
-            try write(bytes, UnsafeRawBufferPointer(start: nil, count: 0))
-        }
+    func dropTransport() {
+        try? writePendingOutput()
+        endTransport()
     }
 
-    private func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws {
+    func writePendingOutput() throws {
+        guard !transportClosed else { return }
+        try writing { engine, write in try engine.writePendingOutput(to: write) }
+    }
+
+    /// Runs one of the engine's writes through the connection's stream;
+    /// a failed write ends the transport, once the engine is let go.
+    private func writing<Result>(_ body: (inout ServerProtocol, ServerProtocol.Write) throws -> Result) throws -> Result {
         do {
-            try io.write(first, second)
+            return try body(&engine) { [io] first, second in try io.write(first, second) }
         } catch {
             endTransport()
             throw error
         }
+    }
+
+    var isStopping: Bool { io.isStopping }
+
+    func log(_ level: LogLevel, _ message: String) {
+        io.log(level, message)
     }
 }

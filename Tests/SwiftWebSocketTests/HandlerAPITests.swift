@@ -54,7 +54,7 @@ import Testing
 
     @Test func pingCarriesPayloadAndPongIsReported() throws {
         let io = MockIO(clientFrame(opcode: Op.pong, payload: Array("42".utf8))
-                        + clientFrame(opcode: Op.pong, payload: WebSocket.keepalivePayload) + textFrame("x"))
+                        + clientFrame(opcode: Op.pong, payload: ConnectionDeadlines.keepalivePayload) + textFrame("x"))
         let ws = Self.socket(io)
         var pongs: [[UInt8]] = []
         ws.onPong = { pongs.append($0) }
@@ -122,7 +122,7 @@ import Testing
         io.quietAtEnd = true
         let ws = Self.socket(io, keepalive: Keepalive(pingInterval: .milliseconds(20), pingTimeout: .milliseconds(20)))
         #expect(try ws.receive() == nil)
-        let ping = [0x89, UInt8(WebSocket.keepalivePayload.count)] + WebSocket.keepalivePayload
+        let ping = [0x89, UInt8(ConnectionDeadlines.keepalivePayload.count)] + ConnectionDeadlines.keepalivePayload
         let reason = Array("keepalive ping timeout".utf8)
         #expect(io.written == ping + [0x88, UInt8(2 + reason.count), 0x03, 0xF3] + reason)
     }
