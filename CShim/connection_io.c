@@ -20,9 +20,6 @@
 #error "mod_swiftwebsocket needs httpd 2.4.58 or later (ap_get_pollfd_from_conn)"
 #endif
 
-#include <errno.h>
-#include <limits.h>
-#include <poll.h>
 
 APLOG_USE_MODULE(swiftwebsocket);
 
@@ -68,27 +65,19 @@ static void log_io(swiftws_io *io, int level, apr_status_t rv, const char *messa
     }
 }
 
-/* The descriptor that turns readable when input arrives: the client socket
- * on an HTTP/1.1 connection, mod_http2's input pipe on an HTTP/2 stream
- * (mod_http2 drains that pipe whenever a non-blocking read finds nothing,
- * so it rests once we have read everything). -1 when there is none to
- * poll; waits then block in the input filter. */
-static int input_descriptor(swiftws_io *io)
+/* What apr_poll waits on for the client's input: the client socket on an
+ * HTTP/1.1 connection, mod_http2's input pipe on an HTTP/2 stream (mod_http2
+ * drains that pipe whenever a non-blocking read finds nothing, so it rests
+ * once we have read everything). False when there is none to poll; waits
+ * then block in the input filter. */
+static int poll_input(swiftws_io *io)
 {
-    apr_pollfd_t input;
-    apr_os_sock_t sock;
-    apr_os_file_t file;
-    memset(&input, 0, sizeof(input));
-    if (ap_get_pollfd_from_conn(io->c, &input, NULL) != APR_SUCCESS) {
-        return -1;
+    memset(&io->input, 0, sizeof(io->input));
+    if (ap_get_pollfd_from_conn(io->c, &io->input, NULL) != APR_SUCCESS) {
+        return 0;
     }
-    if (input.desc_type == APR_POLL_SOCKET && apr_os_sock_get(&sock, input.desc.s) == APR_SUCCESS) {
-        return sock;
-    }
-    if (input.desc_type == APR_POLL_FILE && apr_os_file_get(&file, input.desc.f) == APR_SUCCESS) {
-        return file;
-    }
-    return -1;
+    io->input.reqevents = APR_POLLIN;
+    return io->input.desc_type == APR_POLL_SOCKET || io->input.desc_type == APR_POLL_FILE;
 }
 
 /* SwiftWebSocketWriteTimeout's default: a client that takes none of our
@@ -100,7 +89,8 @@ void swiftws_io_start(swiftws_io *io, apr_int64_t write_timeout_ms)
 {
     io->in = apr_brigade_create(io->pool, io->c->bucket_alloc);
     io->out = apr_brigade_create(io->pool, io->c->bucket_alloc);
-    io->input_fd = input_descriptor(io);
+    io->can_poll_input = poll_input(io);
+    io->wake_fd = -1;
     /* Reads never block (APR's socket bucket reads non-blocking ones with
      * timeout 0 and restores it), so the socket's timeout now bounds only
      * writes: the core output filter polls for writability with it when the
@@ -217,32 +207,46 @@ static int wait_by_reading(swiftws_io *io)
 static int host_wait(void *io_, int wake_fd, long timeout_ms)
 {
     swiftws_io *io = io_;
-    struct pollfd fds[2];
-    int n;
+    apr_pollfd_t fds[2];
+    apr_int32_t ready = 0;
+    apr_status_t rv;
     if (!APR_BRIGADE_EMPTY(io->in) || io->at_end) {
         return SWIFTWS_WAIT_READABLE;
     }
-    if (io->input_fd < 0) {
+    if (!io->can_poll_input) {
         return wait_by_reading(io);
     }
-    fds[0].fd = io->input_fd;
-    fds[0].events = POLLIN;
-    fds[1].fd = wake_fd;
-    fds[1].events = POLLIN;
-    n = poll(fds, 2, timeout_ms < 0 ? -1 : (int)(timeout_ms > INT_MAX ? INT_MAX : timeout_ms));
-    if (n < 0) {
-        if (errno == EINTR) {
-            return SWIFTWS_WAIT_WOKEN;  /* the caller looks at everything again */
-        }
-        log_io(io, APLOG_ERR, errno, "poll on the WebSocket connection failed");
-        return SWIFTWS_WAIT_ERROR;
+    if (io->wake_fd != wake_fd) {
+        /* Wrapped once; apr_os_file_put registers no cleanup, so the
+         * descriptor stays the bridge's to close. */
+        apr_os_file_put(&io->wake, &wake_fd, APR_FOPEN_READ, io->pool);
+        io->wake_fd = wake_fd;
     }
-    if (n == 0) {
+    fds[0] = io->input;
+    fds[0].rtnevents = 0;
+    memset(&fds[1], 0, sizeof(fds[1]));
+    fds[1].desc_type = APR_POLL_FILE;
+    fds[1].desc.f = io->wake;
+    fds[1].reqevents = APR_POLLIN;
+    /* A day at most, so far deadlines cannot overflow microseconds; a wait
+     * that ends early only makes the driver look at its deadlines again. */
+    if (timeout_ms > 86400L * 1000) {
+        timeout_ms = 86400L * 1000;
+    }
+    rv = apr_poll(fds, 2, &ready, timeout_ms < 0 ? -1 : apr_time_from_msec(timeout_ms));
+    if (APR_STATUS_IS_TIMEUP(rv)) {
         return SWIFTWS_WAIT_TIMEOUT;
+    }
+    if (APR_STATUS_IS_EINTR(rv)) {
+        return SWIFTWS_WAIT_WOKEN;  /* the caller looks at everything again */
+    }
+    if (rv != APR_SUCCESS) {
+        log_io(io, APLOG_ERR, rv, "poll on the WebSocket connection failed");
+        return SWIFTWS_WAIT_ERROR;
     }
     /* Input first: a hang-up or error shows as readable too, and the read
      * that follows reports it. */
-    return fds[0].revents ? SWIFTWS_WAIT_READABLE : SWIFTWS_WAIT_WOKEN;
+    return fds[0].rtnevents ? SWIFTWS_WAIT_READABLE : SWIFTWS_WAIT_WOKEN;
 }
 
 /* Passes `first` then `second` (either may be empty) down the output

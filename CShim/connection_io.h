@@ -9,6 +9,7 @@
 
 #include "httpd.h"
 #include "apr_tables.h"
+#include "apr_poll.h"
 #include "swiftwebsocket.h"
 
 typedef struct {
@@ -20,7 +21,10 @@ typedef struct {
     apr_table_t *response_headers;  /* collected during the extra handshake */
     int input_seen;                 /* any input bucket read yet */
     int at_end;                     /* the input stream ended */
-    int input_fd;                   /* what poll watches for input; -1: none to poll */
+    apr_pollfd_t input;             /* what apr_poll watches for input (ap_get_pollfd_from_conn) */
+    int can_poll_input;             /* 0: none to poll (a read waits instead) */
+    apr_file_t *wake;               /* the connection's wake-up eventfd, for apr_poll */
+    int wake_fd;                    /* the descriptor `wake` wraps; -1 before the first wait */
     const struct swiftws_trap_label *trap_label;  /* what a trap in its handler reports */
     swiftws_traffic *traffic;       /* where the bytes each way are counted */
 } swiftws_io;

@@ -101,34 +101,23 @@ static const char *private_copy(apr_pool_t *p, const char *path, const char **wh
 {
     const char *temp_dir = NULL;
     char *name = NULL;
-    apr_file_t *from = NULL, *to = NULL;
+    apr_file_t *reserved = NULL;
     apr_status_t rv = apr_temp_dir_get(&temp_dir, p);
-    char buffer[64 * 1024];
     if (rv == APR_SUCCESS) {
+        /* A name of our own, created exclusively (mode 0600, which the copy
+         * keeps: it fills the file that exists). */
         name = apr_pstrcat(p, temp_dir, "/swiftwebsocket-handler-XXXXXX", NULL);
-        rv = apr_file_mktemp(&to, name, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL, p);
+        rv = apr_file_mktemp(&reserved, name, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL, p);
     }
     if (rv == APR_SUCCESS) {
-        rv = apr_file_open(&from, path, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, p);
-    }
-    while (rv == APR_SUCCESS) {
-        apr_size_t n = sizeof(buffer);
-        rv = apr_file_read(from, buffer, &n);
-        if (rv == APR_SUCCESS) {
-            rv = apr_file_write_full(to, buffer, n, NULL);
-        }
-    }
-    if (from) {
-        apr_file_close(from);
-    }
-    if (to) {
-        apr_file_close(to);
-    }
-    if (rv != APR_EOF) {
-        char message[120];
-        if (to) {
+        apr_file_close(reserved);
+        rv = apr_file_copy(path, name, APR_FPROT_OS_DEFAULT, p);
+        if (rv != APR_SUCCESS) {
             apr_file_remove(name, p);
         }
+    }
+    if (rv != APR_SUCCESS) {
+        char message[120];
         *why = apr_psprintf(p, "cannot copy it to reload it: %s", apr_strerror(rv, message, sizeof(message)));
         return NULL;
     }

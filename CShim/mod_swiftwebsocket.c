@@ -278,12 +278,6 @@ static apr_status_t free_session(void *session)
 
 /* Copies one header as its own line: merging would join two Set-Cookie
  * headers into one. */
-static int add_header(void *table, const char *name, const char *value)
-{
-    apr_table_addn(table, name, value);
-    return 1;
-}
-
 static int websocket_handler(request_rec *r)
 {
     void *handler_type = ap_get_module_config(r->request_config, &swiftwebsocket_module);
@@ -334,13 +328,13 @@ static int websocket_handler(request_rec *r)
     request->traffic = io->traffic;
     session = swiftws_session_open(handler_type, request, io, parking, &status);
     if (!session) {
-        apr_table_do(add_header, r->err_headers_out, io->response_headers, NULL);
+        r->err_headers_out = apr_table_overlay(r->pool, r->err_headers_out, io->response_headers);
         return status;
     }
     apr_pool_cleanup_register(session_pool, session, free_session, apr_pool_cleanup_null);
 
     r->status = HTTP_SWITCHING_PROTOCOLS;
-    apr_table_do(add_header, r->headers_out, io->response_headers, NULL);
+    r->headers_out = apr_table_overlay(r->pool, r->headers_out, io->response_headers);
     apr_table_setn(r->headers_out, "Upgrade", "websocket");
     apr_table_setn(r->headers_out, "Connection", "Upgrade");
     apr_table_setn(r->headers_out, "Sec-WebSocket-Accept", swiftws_accept_value(r->pool, key));
