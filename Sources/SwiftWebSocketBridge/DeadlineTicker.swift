@@ -63,8 +63,7 @@ final class DeadlineTicker: @unchecked Sendable {
     private func startThread() -> Bool {
         var thread = pthread_t()
         let started = pthread_create(&thread, nil, { argument in
-            Unmanaged<DeadlineTicker>.fromOpaque(argument!).takeUnretainedValue().run()
-            return nil
+            Unmanaged<DeadlineTicker>.fromOpaque(argument!).takeUnretainedValue().run()  // never returns
         }, Unmanaged.passUnretained(self).toOpaque())
         if started != 0 {
             host.log_server(LogLevel.error.rawValue, "could not start the WebSocket deadline thread; "
