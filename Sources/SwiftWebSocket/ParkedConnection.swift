@@ -189,8 +189,8 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
         while !transportClosed && (engine.state == .open || engine.state == .closeSent) {
             guard work > 0 else { return true }
             if unparsed.isEmpty {
-                let read = { () throws(WebSocketError) in try self.io.read(into: self.readBuffer) }
-                guard let count = try? readOnce(at: now, read), count > 0 else { return false }
+                guard let count = try? readOnce(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }),
+                      count > 0 else { return false }
                 unparsed = 0..<count
             }
             let parsed = engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[unparsed]), work: &work)
@@ -284,18 +284,18 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
 
     func deliver(_ shared: SharedMessage) throws {
         if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
-        _ = try engine.writeShared(shared) { [io] first, second in try io.write(first, second) }
+        _ = try engine.writeShared(shared) { first, second in try io.write(first, second) }
     }
 
     private func write(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
         guard let frame = engine.prepareMessage(opcode: opcode, payload: payload) else { return }
         if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
-        try engine.writeFrame(frame, payload) { [io] first, second in try io.write(first, second) }
+        try engine.writeFrame(frame, payload) { first, second in try io.write(first, second) }
     }
 
     func writePendingOutput() throws {
         guard !transportClosed else { return }
-        try engine.writePendingOutput { [io] first, second in try io.write(first, second) }
+        try engine.writePendingOutput { first, second in try io.write(first, second) }
     }
 
     /// Sends our close frame, if none went out yet; the client's answer

@@ -371,7 +371,7 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
     /// a failed write ends the transport, once the engine is let go.
     private func writing<Result>(_ body: (inout ServerProtocol, ServerProtocol.Write) throws -> Result) throws -> Result {
         do {
-            return try body(&engine) { [io] first, second in try io.write(first, second) }
+            return try body(&engine) { first, second in try io.write(first, second) }
         } catch {
             endTransport()
             throw error
