@@ -7,6 +7,7 @@ stopped reading."""
 
 import asyncio
 import collections
+import functools
 import multiprocessing
 import os
 import pathlib
@@ -62,6 +63,16 @@ def settled_rss_mib(pid, seconds=1.0):
     return reading
 
 
+@functools.cache
+def deflated_zeros():
+    """SENT zeros deflated to a few KiB, computed once: 200 attackers
+    deflating 15 MiB each would spend half a minute of the machine's CPU
+    beside the server and the ordinary client, and time the test's own
+    load instead of the server."""
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return deflater.compress(b"\0" * SENT) + deflater.flush(zlib.Z_SYNC_FLUSH)
+
+
 def unmasked_header(opcode, length, fin=True, rsv=0):
     """A masked frame header with the all-zero key: the payload goes as it is."""
     first = (0x80 if fin else 0) | rsv << 4 | opcode
@@ -79,16 +90,15 @@ class Attacker(threading.Thread):
         status, headers, self.sock, self.buffer = http_request(port, upgrade_request("/echo", extra=extra), 30)
         assert status == 101
         assert not compressed or "permessage-deflate" in headers.get("sec-websocket-extensions", "")
-        self.compressed = compressed
+        self.body = deflated_zeros() if compressed else None
         self.close_code = None
         self.sent = threading.Event()
+        self.answered = threading.Event()
 
     def run(self):
         try:
-            if self.compressed:
-                deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
-                body = deflater.compress(b"\0" * SENT) + deflater.flush(zlib.Z_SYNC_FLUSH)
-                self.sock.sendall(unmasked_header(0x2, len(body), fin=False, rsv=0x4) + body)
+            if self.body:
+                self.sock.sendall(unmasked_header(0x2, len(self.body), fin=False, rsv=0x4) + self.body)
             else:
                 self.sock.sendall(unmasked_header(0x2, ANNOUNCED))
                 chunk = b"\0" * (256 * 1024)
@@ -98,6 +108,7 @@ class Attacker(threading.Thread):
             pass  # closed by the server meanwhile
         self.sent.set()
         self.close_code = self.read_close_code()
+        self.answered.set()
 
     def read_close_code(self):
         self.sock.settimeout(30)
@@ -187,7 +198,7 @@ def attack(server, compressed):
         attacker.start()
     for attacker in attackers:
         assert attacker.sent.wait(120), "an attacker could not send"
-    time.sleep(1)  # the child holds what it holds
+    wait_until_the_closes_stop(attackers)
     for attacker in attackers:
         attacker.close()
     for attacker in attackers:
@@ -198,6 +209,22 @@ def attack(server, compressed):
     ordinary.finish()
     assert child(server) == pid, "the child died"
     return before, sampler.peak, after, ordinary, [a.close_code for a in attackers]
+
+
+def wait_until_the_closes_stop(attackers, quiet=2.0, limit=60):
+    """Until no attacker was closed for `quiet` seconds: the child has
+    read what it was sent and holds what it holds. (Sent is not enough:
+    a compressed attacker sends 15 KiB that the child inflates to 15 MiB,
+    and on a busy machine the child is still at it a second later.)"""
+    answered, since = -1, time.monotonic()
+    deadline = since + limit
+    while time.monotonic() < deadline:
+        now = sum(attacker.answered.is_set() for attacker in attackers)
+        if now != answered:
+            answered, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.1)
 
 
 def warm_up(server, compressed):
