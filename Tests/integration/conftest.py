@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import pytest
 from websockets.asyncio.client import connect
@@ -180,6 +181,15 @@ MaxSpareThreads 64
 AsyncRequestWorkerFactor {async_request_worker_factor}
 ListenBacklog 4096
 """
+
+
+def module_status(server):
+    """The module's lines of server-status?auto (SwiftWebSocket... keys,
+    summed over the children), as a dict of numbers."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/server-status?auto", timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    pairs = (line.split(": ", 1) for line in lines if line.startswith("SwiftWebSocket"))
+    return {key: int(value) for key, value in pairs}
 
 
 def free_port():

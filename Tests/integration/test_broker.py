@@ -7,14 +7,13 @@ import re
 import os
 import signal
 import time
-import urllib.request
 import uuid
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from conftest import Httpd, refused_startup, run, serve, tls_client_context
+from conftest import Httpd, module_status, refused_startup, run, serve, tls_client_context
 from h2ws import H2WebSocket
 from rawws import RawWebSocket
 from redis_server import RedisServer
@@ -458,15 +457,9 @@ def test_named_groups_without_a_broker_on_several_children_name_the_directive(se
     assert "no SwiftWebSocketBroker is set" in server.error_log
 
 
-def broker_status(server):
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/server-status?auto", timeout=10) as response:
-        lines = response.read().decode().splitlines()
-    return {key: int(value) for key, value in (line.split(": ", 1) for line in lines if line.startswith("SwiftWebSocketBroker"))}
-
-
 def test_server_status_counts_what_the_brokers_carry(server, redis):
     room = new_room()
-    before = broker_status(server)
+    before = module_status(server)
     assert before["SwiftWebSocketBrokersConnected"] == 3  # one broker, seen by each of 3 children
 
     async def go():
@@ -478,7 +471,7 @@ def test_server_status_counts_what_the_brokers_carry(server, redis):
 
     processes = run(go())
     deadline = time.monotonic() + 10
-    while (after := broker_status(server))["SwiftWebSocketBrokerPublished"] == before["SwiftWebSocketBrokerPublished"]:
+    while (after := module_status(server))["SwiftWebSocketBrokerPublished"] == before["SwiftWebSocketBrokerPublished"]:
         assert time.monotonic() < deadline, "Redis's answer to the PUBLISH was never counted"
         time.sleep(0.05)
     assert after["SwiftWebSocketBrokerPublished"] - before["SwiftWebSocketBrokerPublished"] == 1

@@ -19,7 +19,7 @@ import zlib
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import one_child, run, serve, settled_usage
+from conftest import module_status, one_child, run, serve, settled_usage
 from rawws import RawWebSocket, frame, http_request, upgrade_request
 
 ONE_CHILD = one_child(async_request_worker_factor=40) + """
@@ -252,6 +252,7 @@ async def echo_once(server, message="warm"):
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "permessage-deflate"])
 def test_unfinished_large_messages_stay_within_the_budget(server, compressed):
     warnings_before = server.error_log.count(BUDGET_WARNING)
+    counted_before = module_status(server)["SwiftWebSocketMemoryBudgetCloses"]
     before, peak, after, ordinary, codes = attack(server, compressed)
     assert ordinary.error is None, f"the ordinary client failed: {ordinary.error!r}"
     assert ordinary.round_trips > 10
@@ -262,6 +263,8 @@ def test_unfinished_large_messages_stay_within_the_budget(server, compressed):
     # 1009, the rest (what fits, or was not read yet) by the attackers.
     closes = collections.Counter(codes)
     assert set(closes) <= {1009, None} and closes[1009] >= ATTACKERS // 2, closes
+    counted = module_status(server)["SwiftWebSocketMemoryBudgetCloses"] - counted_before
+    assert closes[1009] <= counted <= ATTACKERS, f"server-status counts {counted} budget closes, {closes}"
     warnings = server.error_log.count(BUDGET_WARNING) - warnings_before
     assert 1 <= warnings <= 3, f"{warnings} budget warnings: one per episode, not one per connection"
     print(f"\nRSS MiB: before {before:.0f}, peak {peak:.0f}, after {after:.0f}; "

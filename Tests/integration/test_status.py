@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from conftest import echo_roundtrip, run, serve, tls_client_context
+from conftest import echo_roundtrip, module_status as status, run, serve, tls_client_context
 from h2ws import H2WebSocket
 
 # 3 children that take at most 16 + 16 x 1 connections each while idle
@@ -45,13 +45,6 @@ def server(tmp_path_factory):
 def get(server, path):
     with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10) as response:
         return response.read().decode()
-
-
-def status(server):
-    """server-status?auto's lines of the module, as a dict."""
-    lines = get(server, "/server-status?auto").splitlines()
-    pairs = (line.split(": ", 1) for line in lines if line.startswith("SwiftWebSocket"))
-    return {key: int(value) for key, value in pairs}
 
 
 def wait_for(server, key, value, timeout=10):
