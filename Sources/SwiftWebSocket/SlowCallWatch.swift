@@ -11,12 +11,16 @@ package struct SlowCallWatch: Sendable {
     /// Nil: never warns.
     package let threshold: Duration?
     let thresholdNanoseconds: Int64?
-    /// The handler type, as the warnings name it.
+    /// The resource served and the handler type, as the warnings name them
+    /// (the client and the log id are in the error log's line prefix).
+    let resource: String
     let handlerName: String
 
-    package init(threshold: Duration? = SlowCallWatch.defaultThreshold, handlerName: String = "handler") {
+    package init(threshold: Duration? = SlowCallWatch.defaultThreshold, resource: String = "/",
+                 handlerName: String = "handler") {
         self.threshold = threshold
         self.thresholdNanoseconds = threshold?.clampedNanoseconds
+        self.resource = resource
         self.handlerName = handlerName
     }
 
@@ -38,7 +42,7 @@ package struct SlowCallWatch: Sendable {
         guard let thresholdNanoseconds, let threshold else { return }
         let held = MonotonicInstant.now.nanoseconds &- started.nanoseconds
         guard held > thresholdNanoseconds else { return }
-        log(.warning, "\(handlerName).\(what) held its thread for \(held / 1_000_000) ms (SwiftWebSocketSlowCallback "
+        log(.warning, "\(resource): \(handlerName).\(what) held its thread for \(held / 1_000_000) ms (SwiftWebSocketSlowCallback "
             + "\(threshold)); the connection took no input meanwhile")
     }
 }

@@ -37,7 +37,8 @@ final class Session {
         let options = request.pointee.options
         self.limits = Self.limits(from: options)
         self.keepalive = Self.keepalive(from: options)
-        self.slowCalls = SlowCallWatch(threshold: Self.slowCallThreshold(from: options), handlerName: type.name)
+        self.slowCalls = SlowCallWatch(threshold: Self.slowCallThreshold(from: options), resource: self.request.resource,
+                                       handlerName: type.name)
         try runExtraHandshake(configuredCompression: Self.deflateOptions(from: options))
     }
 

@@ -194,7 +194,7 @@ def test_a_slow_callback_is_named_once_with_its_duration(crashing_server):
     ws.send(frame(0x1, b"sleep 2"))
     assert ws.read_frame() == (True, 0x1, b"slept")
     ws.close()
-    warnings = re.findall(r"\[swiftwebsocket:warn\] .* handler_trapping_wsh\.Trapping\.onMessage held its "
+    warnings = re.findall(r"\[swiftwebsocket:warn\] .* /trapping: handler_trapping_wsh\.Trapping\.onMessage held its "
                           r"thread for (\d+) ms", server.error_log)
     assert len(warnings) == 1 and 2000 <= int(warnings[0]) < 2500, server.error_log
 
@@ -206,7 +206,7 @@ def test_a_blocking_handler_slow_between_receives_is_named(crashing_server):
     assert ws.read_close() == 1000
     ws.close()
     time.sleep(0.2)
-    assert re.search(r"handler_misbehaving_wsh\.Misbehaving\.transferData held its thread for 1\d\d\d ms "
+    assert re.search(r"/misbehaving: handler_misbehaving_wsh\.Misbehaving\.transferData held its thread for 1\d\d\d ms "
                      r"\(SwiftWebSocketSlowCallback 0\.5 seconds\)", server.error_log), server.error_log
 
 
