@@ -64,11 +64,12 @@ $(ENGINE): $(SWIFT_SOURCES) VERSION | deps
 	mkdir -p $(SDK)/lib $(SDK)/Modules
 	# Replaced, not overwritten: a running httpd may have the old one mapped.
 	cp $(SWIFT_BUILD)/libSwiftWebSocket.so $(ENGINE).new && mv $(ENGINE).new $(ENGINE)
-	rm -rf $(SDK)/Modules/SwiftWebSocket.swiftmodule
+	rm -rf $(SDK)/Modules/SwiftWebSocket.swiftmodule $(SDK)/Modules/WebSocketProtocol.swiftmodule
 	cp $(SWIFT_BUILD)/Modules/SwiftWebSocket.swiftmodule $(SWIFT_BUILD)/Modules/SwiftWebSocket.swiftdoc $(SDK)/Modules/
-	# Handlers importing the engine also load the modules it imports: zlib,
-	# and swift-log, whose Logger it re-exports (its code is in the engine
-	# library).
+	# Handlers importing the engine also load the modules it imports: the
+	# protocol's and swift-log's, which it re-exports (their code is in the
+	# engine library), and zlib.
+	cp $(SWIFT_BUILD)/Modules/WebSocketProtocol.swiftmodule $(SWIFT_BUILD)/Modules/WebSocketProtocol.swiftdoc $(SDK)/Modules/
 	rm -rf $(SDK)/Modules/CZlib $(SDK)/Modules/Logging.swiftmodule
 	cp -r Sources/CZlib $(SDK)/Modules/CZlib
 	cp $(SWIFT_BUILD)/Modules/Logging.swiftmodule $(SDK)/Modules/
@@ -179,7 +180,9 @@ test: all engine-test integration-test
 FUZZ_TARGETS := frames inflater handshake
 FUZZ_SECONDS ?= 300
 FUZZ_SUPPORT := $(wildcard Fuzz/Support/*.swift)
-ENGINE_SOURCES := $(wildcard Sources/SwiftWebSocket/*.swift)
+# The protocol and the library above it, built as one module: the
+# re-export that joins them is left out.
+ENGINE_SOURCES := $(filter-out %/ProtocolExport.swift,$(wildcard Sources/WebSocketProtocol/*.swift Sources/SwiftWebSocket/*.swift))
 
 $(BUILD)/fuzz/bin/%: Fuzz/%_fuzzer.swift $(FUZZ_SUPPORT) $(ENGINE_SOURCES) $(ENGINE)
 	@mkdir -p $(@D)

@@ -5,13 +5,22 @@ import PackageDescription
 // module calls. mod_swiftwebsocket.so and every handler link to this single
 // copy: two static copies of a Swift module in one process break type
 // identity (swiftlang/swift#65859), so nothing here may be built statically.
+// The release build leaves out the run-time exclusivity checks on class
+// properties: callgrind showed them at about 15% of the instructions of an
+// echo (a thread-local access set updated around every property access of
+// WebSocket). The compiler still checks statically; debug builds, which run
+// the engine tests, keep the run-time checks.
+let releaseSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "SwiftWebSocket",
     products: [
         .library(
             name: "SwiftWebSocket",
             type: .dynamic,
-            targets: ["SwiftWebSocket", "SwiftWebSocketBridge"]
+            targets: ["WebSocketProtocol", "SwiftWebSocket", "SwiftWebSocketBridge"]
         ),
     ],
     dependencies: [
@@ -26,17 +35,22 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // eventfd(2), for waking a connection's thread.
         .systemLibrary(name: "CEventFD", path: "Sources/CEventFD"),
-        // Sans-I/O engine and the public handler API: pure Swift over zlib.
+        // The protocol, Sans-I/O: frames, masking, UTF-8, close codes,
+        // extensions and permessage-deflate, ServerProtocol, the deadlines.
+        // Given bytes and instants, it answers with bytes and deadlines; no
+        // threads, no clock, no system library but zlib (and Glibc for
+        // zlib's thread-local scratch buffer).
+        .target(
+            name: "WebSocketProtocol",
+            dependencies: ["CZlib"],
+            swiftSettings: releaseSettings
+        ),
+        // The handler API and the drivers (blocking and parked) over the
+        // protocol, which it re-exports: a handler imports SwiftWebSocket.
         .target(
             name: "SwiftWebSocket",
-            dependencies: ["CZlib", .product(name: "Logging", package: "swift-log")],
-            // The release build leaves out the run-time exclusivity checks
-            // on class properties: callgrind showed them at about 15% of
-            // the instructions of an echo (a thread-local access set
-            // updated around every property access of WebSocket). The
-            // compiler still checks statically; debug builds, which run the
-            // engine tests, keep the run-time checks.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            dependencies: ["WebSocketProtocol", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: releaseSettings
         ),
         // @_cdecl entry points: handler registry, connection drivers.
         .target(
@@ -46,6 +60,6 @@ let package = Package(
             // one loaded copy however they found it.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libSwiftWebSocket.so"])]
         ),
-        .testTarget(name: "SwiftWebSocketTests", dependencies: ["SwiftWebSocket"]),
+        .testTarget(name: "SwiftWebSocketTests", dependencies: ["SwiftWebSocket", "WebSocketProtocol"]),
     ]
 )

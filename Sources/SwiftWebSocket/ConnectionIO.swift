@@ -30,8 +30,3 @@ package protocol ConnectionIO: AnyObject, Sendable {
     /// touched, so a misused `WebSocket` stays intact.
     func checkAccess() throws(WebSocketError)
 }
-
-/// Apache's levels (APLOG_*), so the shim passes them through unchanged.
-package enum LogLevel: Int32, Sendable {
-    case critical = 2, error = 3, warning = 4, notice = 5, info = 6, debug = 7, trace = 8
-}

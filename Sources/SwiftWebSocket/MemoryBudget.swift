@@ -267,3 +267,8 @@ package final class MemoryAccount: Sendable {
         wake.withLock { $0 }?()
     }
 }
+
+extension MemoryAccount: MessageMemory {
+    package func takeForMessage(_ bytes: Int) -> Bool { take(bytes, for: .message) }
+    package func giveFromMessage(_ bytes: Int) { give(bytes, for: .message) }
+}

@@ -123,13 +123,3 @@ private struct ForeignMessageLog {
         return unreported
     }
 }
-
-extension Message {
-    /// The payload's size on the wire, before compression.
-    var byteCount: Int {
-        switch self {
-        case .text(let text): text.utf8.count
-        case .binary(let bytes): bytes.count
-        }
-    }
-}

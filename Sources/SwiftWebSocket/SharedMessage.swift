@@ -9,7 +9,7 @@ import Synchronization
 /// The compressed form comes from a fresh zlib stream: it refers to nothing
 /// sent before it, so any connection that agreed the same parameters can
 /// send it whatever it sent earlier (`ServerProtocol.prepareShared`).
-package final class SharedMessage: Sendable {
+package final class SharedMessage: SharedPayload {
     package let message: Message
     /// The compressed payloads made so far; nil where zlib failed.
     private let compressed = Mutex<[CompressorParameters: [UInt8]?]>([:])
@@ -29,7 +29,7 @@ package final class SharedMessage: Sendable {
     /// What a compressed frame of this message carries for connections
     /// compressing with `parameters`; nil when zlib failed (the message
     /// then goes out uncompressed).
-    func compressedPayload(_ parameters: CompressorParameters) -> [UInt8]? {
+    package func compressedPayload(_ parameters: CompressorParameters) -> [UInt8]? {
         compressed.withLock { made in
             if let payload = made[parameters] { return payload }
             let payload = compress(with: parameters)
@@ -45,36 +45,5 @@ package final class SharedMessage: Sendable {
         var payload: [UInt8] = []
         let compressed = message.withPayload { bytes in deflater.compress(bytes, into: &payload) }
         return compressed ? payload : nil
-    }
-}
-
-/// What decides the bytes a compressor makes: connections that agree on
-/// these can share a message's compressed form.
-struct CompressorParameters: Hashable {
-    var windowBits: Int
-    var memoryLevel: Int
-    var level: Int
-
-    init(_ compression: PerMessageDeflate) {
-        windowBits = compression.serverWindowBits
-        memoryLevel = compression.memoryLevel
-        level = compression.compressionLevel
-    }
-}
-
-extension Message {
-    var opcode: Opcode {
-        switch self {
-        case .text: .text
-        case .binary: .binary
-        }
-    }
-
-    /// Runs `body` over the payload's bytes (a text's UTF-8).
-    func withPayload<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
-        switch self {
-        case .text(var text): try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
-        case .binary(let bytes): try bytes.withUnsafeBytes(body)
-        }
     }
 }

@@ -1,5 +1,6 @@
 import Testing
 @testable import SwiftWebSocket
+@testable import WebSocketProtocol
 
 /// Server frame headers (`EncodedFrameHeader`, `prepareMessage`) and the
 /// header parser on its own.

@@ -1,5 +1,6 @@
 import Testing
 @testable import SwiftWebSocket
+@testable import WebSocketProtocol
 
 /// permessage-deflate (RFC 7692): negotiation, compression both ways, limits.
 @Suite struct NegotiationTests {

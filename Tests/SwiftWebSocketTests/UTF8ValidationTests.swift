@@ -1,5 +1,6 @@
 import Testing
 @testable import SwiftWebSocket
+@testable import WebSocketProtocol
 
 /// `UTF8Validator` on its own, and text messages and close reasons through
 /// `ServerProtocol` (RFC 6455 8.1, fail fast as Autobahn 6.x expects).

@@ -3,8 +3,8 @@ internal import CZlib
 /// Raw DEFLATE decompression over the system zlib, bounded: output beyond
 /// `limit` bytes stops it, so a small frame that would inflate to gigabytes
 /// costs at most the limit plus one scratch buffer (ZlibScratch) of work.
-final class Inflater {
-    enum Outcome: Equatable {
+package final class Inflater {
+    package enum Outcome: Equatable {
         case ok
         /// The output would exceed the limit.
         case tooBig
@@ -18,7 +18,7 @@ final class Inflater {
 
     /// `windowBits` is the peer's LZ77 window (8...15); nil if zlib refuses
     /// (out of memory).
-    init?(windowBits: Int) {
+    package init?(windowBits: Int) {
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         // Negative: raw DEFLATE, no zlib header. zlib's inflate accepts any
@@ -37,7 +37,7 @@ final class Inflater {
     /// Inflates all of `input`, appending to `output`. zlib writes into the
     /// thread's scratch buffer and only what it produced is appended: no
     /// room is reserved and cleared ahead of output that may never come.
-    func inflate<Output: InflateOutput>(_ input: UnsafeRawBufferPointer, into output: inout Output,
+    package func inflate<Output: InflateOutput>(_ input: UnsafeRawBufferPointer, into output: inout Output,
                                         limit: Int) -> Outcome {
         guard let base = input.baseAddress, input.count > 0 else { return .ok }
         stream.pointee.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))

@@ -1,23 +1,21 @@
-import Glibc
-
 /// A point on the monotonic clock, in nanoseconds: what the receive loop
-/// keeps its deadlines in (last input, keepalive ping, close sent).
+/// keeps its deadlines in (last input, keepalive ping, close sent). The
+/// protocol is given instants and never reads the clock; the drivers do
+/// (`MonotonicInstant.now`, in the library above).
 ///
 /// Not `ContinuousClock.Instant`: that is a resilient type of the
 /// Concurrency library, so every copy and comparison of an optional one
 /// goes through value witnesses. The loop reads the clock and checks its
 /// deadlines on every pass, and callgrind put that at about 1,000
 /// instructions per echoed message; with a plain integer it is a few dozen.
-struct MonotonicInstant: Comparable, Sendable {
-    let nanoseconds: Int64
+package struct MonotonicInstant: Comparable, Sendable {
+    package let nanoseconds: Int64
 
-    static var now: MonotonicInstant {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return MonotonicInstant(nanoseconds: Int64(time.tv_sec) &* 1_000_000_000 &+ Int64(time.tv_nsec))
+    package init(nanoseconds: Int64) {
+        self.nanoseconds = nanoseconds
     }
 
-    static func < (a: MonotonicInstant, b: MonotonicInstant) -> Bool {
+    package static func < (a: MonotonicInstant, b: MonotonicInstant) -> Bool {
         a.nanoseconds < b.nanoseconds
     }
 
@@ -25,13 +23,13 @@ struct MonotonicInstant: Comparable, Sendable {
     /// In nanoseconds, not a `Duration`: converting one divides 128-bit
     /// attoseconds, and the loop adds intervals on every pass
     /// (`Keepalive.Nanoseconds` converts them once).
-    func advanced(by nanoseconds: Int64) -> MonotonicInstant {
+    package func advanced(by nanoseconds: Int64) -> MonotonicInstant {
         let (sum, overflow) = self.nanoseconds.addingReportingOverflow(nanoseconds)
         guard !overflow else { return MonotonicInstant(nanoseconds: nanoseconds < 0 ? .min : .max) }
         return MonotonicInstant(nanoseconds: sum)
     }
 
-    static func - (later: MonotonicInstant, earlier: MonotonicInstant) -> Duration {
+    package static func - (later: MonotonicInstant, earlier: MonotonicInstant) -> Duration {
         let (difference, overflow) = later.nanoseconds.subtractingReportingOverflow(earlier.nanoseconds)
         guard !overflow else { return later > earlier ? .nanoseconds(Int64.max) : .nanoseconds(Int64.min) }
         return .nanoseconds(difference)
@@ -40,7 +38,7 @@ struct MonotonicInstant: Comparable, Sendable {
 
 extension Duration {
     /// Whole nanoseconds, clamped to Int64's range.
-    var clampedNanoseconds: Int64 {
+    package var clampedNanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         guard !overflow else { return seconds < 0 ? .min : .max }

@@ -1,7 +1,7 @@
 /// Incremental UTF-8 validation that fails on the first byte that can never
 /// be part of valid text (Autobahn 6.4.*: fail fast, not at the message end).
 /// A sequence may be split across frames and reads; the state carries over.
-struct UTF8Validator: Sendable {
+package struct UTF8Validator: Sendable {
     /// Continuation bytes still expected for the current sequence.
     private var remaining: UInt8 = 0
     /// Range allowed for the next continuation byte. Only the first one after
@@ -11,12 +11,12 @@ struct UTF8Validator: Sendable {
     private var upper: UInt8 = 0xBF
 
     /// True when the bytes so far end on a character boundary.
-    var isComplete: Bool { remaining == 0 }
+    package var isComplete: Bool { remaining == 0 }
 
-    mutating func reset() { self = UTF8Validator() }
+    package mutating func reset() { self = UTF8Validator() }
 
     /// Checks `bytes`; false as soon as a byte makes the text invalid.
-    mutating func validate(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    package mutating func validate(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard let base = bytes.baseAddress else { return true }
         let count = bytes.count
         var index = 0
@@ -54,7 +54,7 @@ struct UTF8Validator: Sendable {
     }
 
     /// Convenience for whole buffers (close reasons, tests).
-    static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
+    package static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
         var validator = UTF8Validator()
         let ok = Array(bytes).withUnsafeBytes { validator.validate($0) }
         return ok && validator.isComplete

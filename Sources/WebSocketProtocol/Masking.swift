@@ -1,11 +1,11 @@
 /// The client-to-server masking of RFC 6455 section 5.3, applied eight bytes
 /// at a time: a byte loop costs about eight times as much on large messages.
-enum Masking {
+package enum Masking {
     /// XORs `buffer` in place with `key`, starting `keyOffset` bytes into the
     /// key (a frame's payload may arrive in several reads). Returns the key
     /// offset for the byte after `buffer`.
     @inline(__always)
-    static func unmask(_ buffer: UnsafeMutableRawBufferPointer, key: MaskingKey, keyOffset: Int) -> Int {
+    package static func unmask(_ buffer: UnsafeMutableRawBufferPointer, key: MaskingKey, keyOffset: Int) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return keyOffset }
         let count = buffer.count
         let pattern = key.pattern(startingAt: keyOffset)
@@ -28,16 +28,16 @@ enum Masking {
 }
 
 /// The four masking-key bytes of a frame, in wire order.
-struct MaskingKey: Equatable, Sendable {
-    var bytes: (UInt8, UInt8, UInt8, UInt8)
+package struct MaskingKey: Equatable, Sendable {
+    package var bytes: (UInt8, UInt8, UInt8, UInt8)
 
-    init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8) { bytes = (b0, b1, b2, b3) }
+    package init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8) { bytes = (b0, b1, b2, b3) }
 
-    static func == (lhs: MaskingKey, rhs: MaskingKey) -> Bool {
+    package static func == (lhs: MaskingKey, rhs: MaskingKey) -> Bool {
         lhs.bytes == rhs.bytes
     }
 
-    subscript(index: Int) -> UInt8 {
+    package subscript(index: Int) -> UInt8 {
         switch index & 3 {
         case 0: return bytes.0
         case 1: return bytes.1
@@ -48,7 +48,7 @@ struct MaskingKey: Equatable, Sendable {
 
     /// Eight key bytes beginning at `offset`, laid out in memory in the order
     /// they apply to the payload.
-    func pattern(startingAt offset: Int) -> UInt64 {
+    package func pattern(startingAt offset: Int) -> UInt64 {
         var pattern: UInt64 = 0
         withUnsafeMutableBytes(of: &pattern) { raw in
             for i in 0..<8 { raw[i] = self[offset + i] }

@@ -1,18 +1,18 @@
 /// The fixed part of a frame (RFC 6455 section 5.2): flags, opcode, length
 /// and masking key. Parsing validates everything that can be judged from the
 /// header alone, so a bad frame fails before any of its payload is read.
-struct FrameHeader: Equatable, Sendable {
-    var fin: Bool
+package struct FrameHeader: Equatable, Sendable {
+    package var fin: Bool
     /// RSV1-RSV3 as the top three bits of the first byte (0x70 mask).
-    var reservedBits: UInt8
-    var opcode: Opcode
-    var payloadLength: UInt64
+    package var reservedBits: UInt8
+    package var opcode: Opcode
+    package var payloadLength: UInt64
     /// Nil for an unmasked frame (only valid from a server).
-    var maskingKey: MaskingKey?
+    package var maskingKey: MaskingKey?
 
-    static let rsv1: UInt8 = 0x40
+    package static let rsv1: UInt8 = 0x40
 
-    enum ParseResult: Equatable {
+    package enum ParseResult: Equatable {
         /// At least this many bytes are needed before the header can be read.
         case needMore(Int)
         case header(FrameHeader, length: Int)
@@ -21,7 +21,7 @@ struct FrameHeader: Equatable, Sendable {
     /// Reads a client frame's header from the start of `bytes`.
     /// - Parameter allowedReservedBits: the RSV bits a negotiated extension
     ///   gives meaning to; any other set bit fails the connection.
-    static func parseClientFrame(_ bytes: UnsafeRawBufferPointer, allowedReservedBits: UInt8) throws(ProtocolViolation) -> ParseResult {
+    package static func parseClientFrame(_ bytes: UnsafeRawBufferPointer, allowedReservedBits: UInt8) throws(ProtocolViolation) -> ParseResult {
         guard bytes.count >= 2 else { return .needMore(2) }
         let first = bytes[0], second = bytes[1]
         let reserved = first & 0x70
@@ -63,7 +63,7 @@ public struct EncodedFrameHeader: Sendable {
     public private(set) var count: Int = 0
 
     /// Server frames are never masked.
-    init(fin: Bool, reservedBits: UInt8 = 0, opcode: Opcode, payloadLength: Int) {
+    package init(fin: Bool, reservedBits: UInt8 = 0, opcode: Opcode, payloadLength: Int) {
         let length = UInt64(payloadLength)
         var encoded: (UInt64, UInt16) = (0, 0)
         let headerLength = length < 126 ? 2 : length <= 0xFFFF ? 4 : 10

@@ -64,7 +64,7 @@ public struct ServerProtocol {
     /// When the message in progress began arriving, as `checkMessage` saw it.
     private var messageStartedAt: MonotonicInstant?
     /// This connection's share of the child's memory budget, if counted.
-    private let memory: MemoryAccount?
+    private let memory: (any MessageMemory)?
     /// Whether the message in progress has RSV1 set (is compressed).
     private var messageCompressed = false
     /// Compressed bytes of the message in progress, for its size limit.
@@ -99,9 +99,9 @@ public struct ServerProtocol {
     package var meter: (any TrafficMeter)?
 
     /// The most message-buffer capacity kept between messages.
-    static let retainedBufferCapacity = 64 * 1024
+    package static let retainedBufferCapacity = 64 * 1024
     /// The most compressed payload inflated in one step of the parse.
-    static let inflateSlice = 1024
+    package static let inflateSlice = 1024
 
     public init(limits: Limits = Limits(), compression: PerMessageDeflate? = nil) {
         self.init(limits: limits, compression: compression, memory: nil)
@@ -109,7 +109,7 @@ public struct ServerProtocol {
 
     /// `memory`: the account the message in progress is charged to (the
     /// drivers open one per connection from `MemoryBudget.shared`).
-    package init(limits: Limits, compression: PerMessageDeflate?, memory: MemoryAccount?) {
+    package init(limits: Limits, compression: PerMessageDeflate?, memory: (any MessageMemory)?) {
         self.limits = limits
         self.compression = compression
         self.memory = memory
@@ -338,7 +338,7 @@ public struct ServerProtocol {
         }
     }
 
-    static func appendUnmasked(_ chunk: UnsafeRawBufferPointer, to buffer: inout [UInt8], key: MaskingKey, keyOffset: Int) -> Int {
+    package static func appendUnmasked(_ chunk: UnsafeRawBufferPointer, to buffer: inout [UInt8], key: MaskingKey, keyOffset: Int) -> Int {
         let start = buffer.count
         buffer.append(contentsOf: chunk)
         return buffer.withUnsafeMutableBytes { raw in
@@ -436,7 +436,7 @@ public struct ServerProtocol {
     /// (`SwiftWebSocketMessageTimeout`) and is still incomplete, so a
     /// client dripping a byte at a time cannot hold a buffer forever.
     /// Returns when that message would time out, if one is in progress.
-    mutating func checkMessage(now: MonotonicInstant, timeout: Int64?) -> MonotonicInstant? {
+    package mutating func checkMessage(now: MonotonicInstant, timeout: Int64?) -> MonotonicInstant? {
         failIfMemoryRevoked()
         guard let timeout, isReceivingMessage else {
             messageStartedAt = nil
@@ -453,7 +453,7 @@ public struct ServerProtocol {
     }
 
     /// When the message in progress times out, as last checked.
-    func messageDeadline(timeout: Int64?) -> MonotonicInstant? {
+    package func messageDeadline(timeout: Int64?) -> MonotonicInstant? {
         guard let timeout, isReceivingMessage else { return nil }
         return messageStartedAt?.advanced(by: timeout)
     }
@@ -528,7 +528,7 @@ public struct ServerProtocol {
     /// compresses with the same parameters. That form refers to nothing
     /// before it; the client's window now holds bytes our compressor never
     /// saw, so its context is dropped and the next message starts afresh.
-    package mutating func prepareShared(_ shared: SharedMessage) -> SharedFrame? {
+    package mutating func prepareShared(_ shared: any SharedPayload) -> SharedFrame? {
         guard state == .open, outgoingFragments == nil else { return nil }
         let opcode = shared.message.opcode, count = shared.message.byteCount
         if let compression, count >= compression.minimumSize,
@@ -617,7 +617,7 @@ public struct ServerProtocol {
 
     /// The longest prefix of `text` that fits in `count` UTF-8 bytes without
     /// splitting a scalar's encoding (so it stays valid UTF-8).
-    static func truncated(_ text: String, toUTF8Count count: Int) -> [UInt8] {
+    package static func truncated(_ text: String, toUTF8Count count: Int) -> [UInt8] {
         var result: [UInt8] = []
         for scalar in text.unicodeScalars {
             let encoded = Array(String(scalar).utf8)

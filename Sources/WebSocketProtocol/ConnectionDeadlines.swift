@@ -4,9 +4,9 @@
 /// parked steps) tell it what happened and ask it, with the time they read,
 /// what is due and when to look again; what it decides is a value, so it
 /// is tested with any clock.
-struct ConnectionDeadlines {
+package struct ConnectionDeadlines {
     /// What a passed deadline asks of the driver.
-    enum Due: Equatable {
+    package enum Due: Equatable {
         /// Nothing has passed.
         case none
         /// Quiet for `pingInterval`: send the keepalive ping, then `pingSent`.
@@ -23,10 +23,10 @@ struct ConnectionDeadlines {
 
     /// Keepalive pings carry this, so their pongs are told from the
     /// handler's.
-    static let keepalivePayload = Array("swiftwebsocket-keepalive".utf8)
+    package static let keepalivePayload = Array("swiftwebsocket-keepalive".utf8)
 
-    let keepalive: Keepalive
-    let intervals: Keepalive.Nanoseconds
+    package let keepalive: Keepalive
+    package let intervals: Keepalive.Nanoseconds
     /// When bytes last arrived, for the keepalive ping.
     private(set) var lastHeard: MonotonicInstant
     /// When a message last went either way, for the idle timeout.
@@ -36,7 +36,7 @@ struct ConnectionDeadlines {
     /// When we started the closing handshake.
     private var closeSentAt: MonotonicInstant?
 
-    init(_ keepalive: Keepalive, now: MonotonicInstant) {
+    package init(_ keepalive: Keepalive, now: MonotonicInstant) {
         self.keepalive = keepalive
         self.intervals = Keepalive.Nanoseconds(keepalive)
         self.lastHeard = now
@@ -45,35 +45,35 @@ struct ConnectionDeadlines {
 
     /// Whether sends must tell `messageSent()`: the idle timeout is the
     /// only reader, and the clock read is spared without one.
-    var watchesSentMessages: Bool { intervals.idleTimeout != nil }
+    package var watchesSentMessages: Bool { intervals.idleTimeout != nil }
 
     /// Bytes arrived: any input answers the keepalive ping.
-    mutating func heard(at now: MonotonicInstant) {
+    package mutating func heard(at now: MonotonicInstant) {
         lastHeard = now
         keepalivePingSentAt = nil
     }
 
     /// A message arrived, when its last bytes were heard: one clock read
     /// fewer per message.
-    mutating func messageReceived() {
+    package mutating func messageReceived() {
         lastMessage = lastHeard
     }
 
-    mutating func messageSent(at now: MonotonicInstant) {
+    package mutating func messageSent(at now: MonotonicInstant) {
         lastMessage = now
     }
 
-    mutating func keepalivePingSent(at now: MonotonicInstant) {
+    package mutating func keepalivePingSent(at now: MonotonicInstant) {
         keepalivePingSentAt = now
     }
 
-    mutating func closeSent(at now: MonotonicInstant) {
+    package mutating func closeSent(at now: MonotonicInstant) {
         closeSentAt = now
     }
 
     /// The deadline that has passed at `now`, the most final first: once
     /// our close is out only its timeout counts.
-    func due(at now: MonotonicInstant) -> Due {
+    package func due(at now: MonotonicInstant) -> Due {
         if let closeSentAt {
             return now >= closeSentAt.advanced(by: intervals.closeTimeout) ? .closeTimedOut : .none
         }
@@ -88,7 +88,7 @@ struct ConnectionDeadlines {
 
     /// The next deadline, with `messageDue` (the engine's message timeout),
     /// if any; nil: none, wait for input alone.
-    func next(messageDue: MonotonicInstant?) -> MonotonicInstant? {
+    package func next(messageDue: MonotonicInstant?) -> MonotonicInstant? {
         if let closeSentAt { return closeSentAt.advanced(by: intervals.closeTimeout) }
         var next = messageDue
         if let pingSentAt = keepalivePingSentAt {
@@ -107,7 +107,7 @@ struct ConnectionDeadlines {
     }
 
     /// The error log's line for what `due` asks.
-    func logLine(for due: Due) -> String {
+    package func logLine(for due: Due) -> String {
         switch due {
         case .none, .keepalivePing: ""
         case .peerGone: "no answer to a keepalive ping within \(keepalive.pingTimeout); closing with 1011"

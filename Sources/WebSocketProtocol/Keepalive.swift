@@ -36,14 +36,14 @@ public struct Keepalive: Sendable, Equatable {
 extension Keepalive {
     /// The same times in nanoseconds, worked out once per connection for
     /// the receive loop, which adds them to instants on every pass.
-    struct Nanoseconds {
-        let pingInterval: Int64?
-        let pingTimeout: Int64
-        let idleTimeout: Int64?
-        let closeTimeout: Int64
-        let messageTimeout: Int64?
+    package struct Nanoseconds {
+        package let pingInterval: Int64?
+        package let pingTimeout: Int64
+        package let idleTimeout: Int64?
+        package let closeTimeout: Int64
+        package let messageTimeout: Int64?
 
-        init(_ keepalive: Keepalive) {
+        package init(_ keepalive: Keepalive) {
             messageTimeout = keepalive.messageTimeout?.clampedNanoseconds
             pingInterval = keepalive.pingInterval?.clampedNanoseconds
             pingTimeout = keepalive.pingTimeout.clampedNanoseconds

@@ -2,19 +2,19 @@ internal import CZlib
 
 /// Raw DEFLATE compression over the system zlib, one message at a time,
 /// ending each with a sync flush as RFC 7692 7.2.1 prescribes.
-final class Deflater {
+package final class Deflater {
     /// What a sync flush ends with: the empty stored block a sender strips
     /// from each compressed message and a receiver appends (RFC 7692 7.2.1).
-    static let syncFlushTail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+    package static let syncFlushTail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
     /// A whole empty stored block from a byte boundary: its header bits,
     /// then the tail.
-    static let emptyStoredBlock: [UInt8] = [0x00] + syncFlushTail
+    package static let emptyStoredBlock: [UInt8] = [0x00] + syncFlushTail
 
     private let stream: UnsafeMutablePointer<z_stream>
 
     /// `windowBits` 9...15 (zlib's raw deflate cannot do 8), `memoryLevel`
     /// 1...9, `level` 0...9; nil when zlib refuses them.
-    init?(windowBits: Int, memoryLevel: Int, level: Int) {
+    package init?(windowBits: Int, memoryLevel: Int, level: Int) {
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         let status = deflateInit2_(stream, Int32(level), Z_DEFLATED, -Int32(windowBits), Int32(memoryLevel),
@@ -39,7 +39,7 @@ final class Deflater {
     /// produced is appended, and the input goes in in slices zlib's 32-bit
     /// counters can take: a large message costs its compressed size, not a
     /// cleared worst-case buffer.
-    func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], endOfMessage: Bool = true) -> Bool {
+    package func compress(_ input: UnsafeRawBufferPointer, into output: inout [UInt8], endOfMessage: Bool = true) -> Bool {
         output.removeAll(keepingCapacity: true)
         defer {
             stream.pointee.next_in = nil
