@@ -54,7 +54,7 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
     static let outputRetry: Int64 = 50_000_000
     /// The most a step reads and inflates before it lets other connections
     /// have the worker: 16 reads (an inflated slice may go past it by about
-    /// a MiB, ServerProtocol.inflateSlice).
+    /// a MiB, MessageExtension.decodeSlice).
     static let workTurn = 16 * WebSocket.readBufferSize
 
     package init(handler: any WebSocketEventHandler, handlerName: String, request: UpgradeRequest,

@@ -6,11 +6,12 @@
 ///
 /// Payload bytes are unmasked straight from the caller's buffer into the
 /// message being assembled; only a frame header split across reads is copied
-/// aside. With permessage-deflate, compressed payload is unmasked into a
-/// scratch buffer and inflated into the message.
+/// aside. With an extension (permessage-deflate), a marked message's payload
+/// is unmasked into a scratch buffer and decoded into the message by the
+/// extension (`MessageExtension`), and what is sent is encoded by it.
 ///
-/// It owns zlib streams when compression is agreed: use one value per
-/// connection and do not copy it (copies would share them).
+/// Its extension owns zlib streams when compression is agreed: use one
+/// value per connection and do not copy it (copies would share them).
 public struct ServerProtocol {
     public enum State: Equatable, Sendable {
         case open
@@ -65,24 +66,21 @@ public struct ServerProtocol {
     private var messageStartedAt: MonotonicInstant?
     /// This connection's share of the child's memory budget, if counted.
     private let memory: (any MessageMemory)?
-    /// Whether the message in progress has RSV1 set (is compressed).
-    private var messageCompressed = false
-    /// Compressed bytes of the message in progress, for its size limit.
-    private var compressedCount: UInt64 = 0
+    /// The extension agreed in the handshake (permessage-deflate), if any.
+    private let messageExtension: (any MessageExtension)?
+    /// Whether the message in progress has the extension's RSV bits set
+    /// (is compressed), so its payload goes through the extension.
+    private var messageEncoded = false
+    /// Encoded bytes of the message in progress, for its size limit.
+    private var encodedCount: UInt64 = 0
     /// Frames of the message in progress so far, for its fragment limit.
     private var fragmentCount = 0
-    /// One chunk of compressed payload, unmasked, on its way to the inflater.
-    private var compressedScratch: [UInt8] = []
-    /// Created on the first compressed message; dropped after each one when
-    /// the client resets its context anyway (client_no_context_takeover).
-    private var inflater: Inflater?
-    /// Created on the first compressed send; dropped after each one with
-    /// server_no_context_takeover, so idle connections hold no zlib memory.
-    private var deflater: Deflater?
+    /// One chunk of encoded payload, unmasked, on its way to the extension.
+    private var encodedScratch: [UInt8] = []
     /// The data message being sent in fragments, if one is in progress:
     /// its type and whether it is compressed.
     private var outgoingFragments: (opcode: Opcode, compressed: Bool)?
-    /// The compressed payload of the frame last prepared by
+    /// The compressed (encoded) payload of the frame last prepared by
     /// `prepareMessage` or `prepareFragment`, to be written after its header;
     /// then the driver calls `compressedPayloadWritten()`.
     public private(set) var compressedPayload: [UInt8] = []
@@ -92,16 +90,14 @@ public struct ServerProtocol {
     private var nextEventIndex = 0
     /// Set by a close frame or a violation: later input means nothing.
     private var inputEnded = false
-    /// Bytes inflated so far, for `receive(_:work:)`'s account.
-    private var inflatedBytes = 0
+    /// Bytes decoded (inflated) so far, for `receive(_:work:)`'s account.
+    private var decodedBytes = 0
 
     /// Told of every message and close frame, each way.
     package var meter: (any TrafficMeter)?
 
     /// The most message-buffer capacity kept between messages.
     package static let retainedBufferCapacity = 64 * 1024
-    /// The most compressed payload inflated in one step of the parse.
-    package static let inflateSlice = 1024
 
     public init(limits: Limits = Limits(), compression: PerMessageDeflate? = nil) {
         self.init(limits: limits, compression: compression, memory: nil)
@@ -110,8 +106,20 @@ public struct ServerProtocol {
     /// `memory`: the account the message in progress is charged to (the
     /// drivers open one per connection from `MemoryBudget.shared`).
     package init(limits: Limits, compression: PerMessageDeflate?, memory: (any MessageMemory)?) {
+        self.init(limits: limits, compression: compression, messageExtension: compression.map(PerMessageDeflateCodec.init),
+                  memory: memory)
+    }
+
+    /// With an extension other than permessage-deflate.
+    package init(limits: Limits, messageExtension: any MessageExtension, memory: (any MessageMemory)? = nil) {
+        self.init(limits: limits, compression: nil, messageExtension: messageExtension, memory: memory)
+    }
+
+    private init(limits: Limits, compression: PerMessageDeflate?, messageExtension: (any MessageExtension)?,
+                 memory: (any MessageMemory)?) {
         self.limits = limits
         self.compression = compression
+        self.messageExtension = messageExtension
         self.memory = memory
         self.messageBuffer = MessageBuffer(account: memory)
     }
@@ -134,10 +142,10 @@ public struct ServerProtocol {
         var index = 0
         do {
             while index < bytes.count && work > 0 && !inputEnded && state != .closed {
-                let inflatedBefore = inflatedBytes
+                let decodedBefore = decodedBytes
                 let consumed = try consume(UnsafeRawBufferPointer(rebasing: bytes[index...]))
                 index += consumed
-                work -= consumed + (inflatedBytes - inflatedBefore)
+                work -= consumed + (decodedBytes - decodedBefore)
             }
         } catch {
             fail(error)
@@ -190,10 +198,11 @@ public struct ServerProtocol {
             return try consumeHeader(bytes)
         case .payload(let header, let remaining, let keyOffset):
             var take = Int(min(remaining, UInt64(bytes.count)))
-            // A slice at a time: DEFLATE expands at most about 1,032 times,
-            // so a slice inflates to about a MiB, and `work` can stop the
-            // parse between slices.
-            if messageCompressed && !header.opcode.isControl { take = min(take, Self.inflateSlice) }
+            // A slice at a time, so that `work` can stop the parse between
+            // slices however much one decodes to.
+            if messageEncoded && !header.opcode.isControl, let messageExtension {
+                take = min(take, messageExtension.decodeSlice)
+            }
             let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<take])
             let newOffset = try appendPayload(chunk, of: header, keyOffset: keyOffset)
             if remaining == UInt64(take) {
@@ -207,7 +216,7 @@ public struct ServerProtocol {
     }
 
     private mutating func consumeHeader(_ bytes: UnsafeRawBufferPointer) throws(ProtocolViolation) -> Int {
-        let allowed: UInt8 = compression == nil ? 0 : FrameHeader.rsv1
+        let allowed = messageExtension?.reservedBits ?? 0
         if partialHeader.isEmpty {
             switch try FrameHeader.parseClientFrame(bytes, allowedReservedBits: allowed) {
             case .header(let header, let length):
@@ -248,21 +257,23 @@ public struct ServerProtocol {
             switch (header.opcode, messageOpcode) {
             case (.continuation, nil): throw .unexpectedContinuation
             case (.continuation, _):
-                // RFC 7692 6.1: RSV1 marks the first frame of a message only.
+                // An extension's RSV bits mark the first frame of a message
+                // only (RFC 7692 6.1).
                 guard header.reservedBits == 0 else { throw .reservedBitsSet }
             case (_, nil):
                 messageOpcode = header.opcode
-                messageCompressed = header.reservedBits & FrameHeader.rsv1 != 0
-                compressedCount = 0
+                // The parser let through only the extension's bits.
+                messageEncoded = header.reservedBits != 0
+                encodedCount = 0
                 fragmentCount = 0
             default: throw .expectedContinuation
             }
             let limit = UInt64(clamping: limits.maxMessageSize)
-            if messageCompressed {
-                // The inflated size is checked while inflating; this bounds
-                // the compressed input (DEFLATE adds at most ~0.1%).
-                compressedCount &+= header.payloadLength
-                if compressedCount > limit &+ limit / 512 &+ 64 {
+            if messageEncoded, let messageExtension {
+                // The decoded size is checked while decoding; this bounds
+                // the encoded input.
+                encodedCount &+= header.payloadLength
+                if encodedCount > messageExtension.maxEncodedSize(forMessageLimit: limit) {
                     throw .messageTooBig(limit: limits.maxMessageSize)
                 }
             } else if UInt64(messageBuffer.count) &+ header.payloadLength > limit {
@@ -288,11 +299,14 @@ public struct ServerProtocol {
         if header.opcode.isControl {
             return Self.appendUnmasked(chunk, to: &controlBuffer, key: key, keyOffset: keyOffset)
         }
-        if messageCompressed {
-            compressedScratch.removeAll(keepingCapacity: true)
-            let newOffset = Self.appendUnmasked(chunk, to: &compressedScratch, key: key, keyOffset: keyOffset)
-            try inflate(compressedScratch)
-            if compressedScratch.capacity > Self.retainedBufferCapacity { compressedScratch = [] }
+        if messageEncoded, let messageExtension {
+            encodedScratch.removeAll(keepingCapacity: true)
+            let newOffset = Self.appendUnmasked(chunk, to: &encodedScratch, key: key, keyOffset: keyOffset)
+            let encoded = encodedScratch
+            try decode { message, limit in
+                encoded.withUnsafeBytes { messageExtension.decode($0, into: &message, limit: limit) }
+            }
+            if encodedScratch.capacity > Self.retainedBufferCapacity { encodedScratch = [] }
             return newOffset
         }
         let start = messageBuffer.count
@@ -313,28 +327,23 @@ public struct ServerProtocol {
         guard valid else { throw .invalidUTF8 }
     }
 
-    /// Inflates compressed payload onto the message, failing as soon as the
-    /// inflated size passes the limit.
-    private mutating func inflate(_ compressed: [UInt8]) throws(ProtocolViolation) {
-        if inflater == nil {
-            inflater = Inflater(windowBits: compression?.clientWindowBits ?? 15)
-        }
-        guard let inflater else { throw .compressionUnavailable }
+    /// Runs one decoding step of the extension onto the message, failing
+    /// as soon as the decoded size passes the limit.
+    private mutating func decode(_ step: (inout MessageBuffer, Int) -> DecodeOutcome) throws(ProtocolViolation) {
         let start = messageBuffer.count
         let limit = limits.maxMessageSize
-        let outcome = compressed.withUnsafeBytes { raw in
-            inflater.inflate(raw, into: &messageBuffer, limit: limit)
-        }
-        // The text zlib made is judged before its verdict, up to the limit,
-        // as it would have been had a read ended before the problem: the
+        let outcome = step(&messageBuffer, limit)
+        // The text decoded is judged before the verdict, up to the limit, as
+        // it would have been had a read ended before the problem: the
         // violation reported is the message's first, however it was split.
-        inflatedBytes &+= max(0, messageBuffer.count - start)
+        decodedBytes &+= max(0, messageBuffer.count - start)
         try validateText(from: start, upTo: min(messageBuffer.count, limit))
         switch outcome {
         case .ok: break
         case .tooBig: throw .messageTooBig(limit: limits.maxMessageSize)
         case .invalid: throw .invalidCompressedData
         case .refused: throw memoryRefused
+        case .unavailable: throw .compressionUnavailable
         }
     }
 
@@ -361,11 +370,10 @@ public struct ServerProtocol {
             try closeReceived()
         case .text, .binary, .continuation:
             guard header.fin else { return }
-            let wireBytes = messageCompressed ? Int(clamping: compressedCount) : messageBuffer.count
-            if messageCompressed {
-                try inflate(Deflater.syncFlushTail)
-                if compression?.clientNoContextTakeover == true { inflater = nil }
-                messageCompressed = false
+            let wireBytes = messageEncoded ? Int(clamping: encodedCount) : messageBuffer.count
+            if messageEncoded, let messageExtension {
+                try decode { message, limit in messageExtension.endOfMessage(into: &message, limit: limit) }
+                messageEncoded = false
             }
             if state == .open { meter?.received(messageBytes: messageBuffer.count, wireBytes: wireBytes) }
             let message: Message
@@ -504,9 +512,9 @@ public struct ServerProtocol {
     /// message zlib cannot compress goes out uncompressed.
     public mutating func prepareMessage(opcode: Opcode, payload: UnsafeRawBufferPointer) -> OutgoingFrame? {
         guard state == .open, outgoingFragments == nil else { return nil }
-        if let compression, payload.count >= compression.minimumSize,
-           compress(payload, endOfMessage: true) {
-            let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
+        if let messageExtension, messageExtension.encodes(byteCount: payload.count),
+           messageExtension.encode(payload, endOfMessage: true, into: &compressedPayload) {
+            let header = EncodedFrameHeader(fin: true, reservedBits: messageExtension.reservedBits, opcode: opcode,
                                             payloadLength: compressedPayload.count)
             meter?.sent(bytes: payload.count, wireBytes: compressedPayload.count, endsMessage: true)
             return OutgoingFrame(header: header, isCompressed: true)
@@ -525,16 +533,13 @@ public struct ServerProtocol {
 
     /// Frames a broadcast's message as `prepareMessage` would, with the
     /// compressed form the message made once for every connection that
-    /// compresses with the same parameters. That form refers to nothing
-    /// before it; the client's window now holds bytes our compressor never
-    /// saw, so its context is dropped and the next message starts afresh.
+    /// compresses with the same parameters (`MessageExtension.sharedEncoding`).
     package mutating func prepareShared(_ shared: any SharedPayload) -> SharedFrame? {
         guard state == .open, outgoingFragments == nil else { return nil }
         let opcode = shared.message.opcode, count = shared.message.byteCount
-        if let compression, count >= compression.minimumSize,
-           let payload = shared.compressedPayload(CompressorParameters(compression)) {
-            deflater = nil
-            let header = EncodedFrameHeader(fin: true, reservedBits: FrameHeader.rsv1, opcode: opcode,
+        if let messageExtension, messageExtension.encodes(byteCount: count),
+           let payload = messageExtension.sharedEncoding(of: shared) {
+            let header = EncodedFrameHeader(fin: true, reservedBits: messageExtension.reservedBits, opcode: opcode,
                                             payloadLength: payload.count)
             meter?.sent(bytes: count, wireBytes: payload.count, endsMessage: true)
             return SharedFrame(header: header, compressedPayload: payload)
@@ -556,8 +561,9 @@ public struct ServerProtocol {
         let isFirst = outgoingFragments == nil
         guard outgoingFragments.map({ $0.opcode == opcode }) ?? true,
               state == .open || (state == .closeReceived && !isFirst) else { return nil }
-        var compressed = outgoingFragments?.compressed ?? (compression != nil)
-        if compressed && !compress(payload, endOfMessage: isFinal) {
+        var compressed = outgoingFragments?.compressed ?? (messageExtension != nil)
+        if compressed, let messageExtension,
+           !messageExtension.encode(payload, endOfMessage: isFinal, into: &compressedPayload) {
             // Before the first fragment, send this message plain instead. A
             // message half sent cannot be finished: end the connection.
             guard isFirst else {
@@ -570,26 +576,11 @@ public struct ServerProtocol {
         outgoingFragments = isFinal ? nil : (opcode, compressed)
         meter?.sent(bytes: payload.count, wireBytes: compressed ? compressedPayload.count : payload.count,
                     endsMessage: isFinal)
-        let header = EncodedFrameHeader(fin: isFinal, reservedBits: isFirst && compressed ? FrameHeader.rsv1 : 0,
+        let reservedBits = isFirst && compressed ? messageExtension?.reservedBits ?? 0 : 0
+        let header = EncodedFrameHeader(fin: isFinal, reservedBits: reservedBits,
                                         opcode: isFirst ? opcode : .continuation,
                                         payloadLength: compressed ? compressedPayload.count : payload.count)
         return OutgoingFrame(header: header, isCompressed: compressed)
-    }
-
-    /// Deflates `payload` into `compressedPayload`. False if zlib failed;
-    /// the stream is then dropped so the next message starts afresh.
-    private mutating func compress(_ payload: UnsafeRawBufferPointer, endOfMessage: Bool) -> Bool {
-        guard let compression else { return false }
-        if deflater == nil {
-            deflater = Deflater(windowBits: compression.serverWindowBits,
-                                memoryLevel: compression.memoryLevel, level: compression.compressionLevel)
-        }
-        guard let deflater, deflater.compress(payload, into: &compressedPayload, endOfMessage: endOfMessage) else {
-            self.deflater = nil
-            return false
-        }
-        if endOfMessage && compression.serverNoContextTakeover { self.deflater = nil }
-        return true
     }
 
     /// The driver wrote `compressedPayload`: its buffer is kept for the next
