@@ -8,7 +8,7 @@ import Synchronization
 ///
 /// The compressed form comes from a fresh zlib stream: it refers to nothing
 /// sent before it, so any connection that agreed the same parameters can
-/// send it whatever it sent earlier (`ServerProtocol.prepareShared`).
+/// send it whatever it sent earlier (`PerMessageDeflateCodec.sharedEncoding`).
 package final class SharedMessage: SharedPayload {
     package let message: Message
     /// The compressed payloads made so far; nil where zlib failed.

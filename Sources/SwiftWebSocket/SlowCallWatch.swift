@@ -16,7 +16,7 @@ package struct SlowCallWatch: Sendable {
     let resource: String
     let handlerName: String
 
-    package init(threshold: Duration? = SlowCallWatch.defaultThreshold, resource: String = "/",
+    package init(threshold: Duration? = SlowCallWatch.defaultThreshold, resource: String = "",
                  handlerName: String = "handler") {
         self.threshold = threshold
         self.thresholdNanoseconds = threshold?.clampedNanoseconds
@@ -42,7 +42,8 @@ package struct SlowCallWatch: Sendable {
         guard let thresholdNanoseconds, let threshold else { return }
         let held = MonotonicInstant.now.nanoseconds &- started.nanoseconds
         guard held > thresholdNanoseconds else { return }
-        log(.warning, "\(resource): \(handlerName).\(what) held its thread for \(held / 1_000_000) ms (SwiftWebSocketSlowCallback "
+        let served = resource.isEmpty ? "" : "\(resource): "
+        log(.warning, "\(served)\(handlerName).\(what) held its thread for \(held / 1_000_000) ms (SwiftWebSocketSlowCallback "
             + "\(threshold)); the connection took no input meanwhile")
     }
 }

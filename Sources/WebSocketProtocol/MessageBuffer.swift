@@ -52,7 +52,7 @@ package struct MessageBuffer {
     /// Drops the bytes and their charge.
     package mutating func release() {
         bytes = []
-        account?.giveFromMessage(charged)
+        if charged > 0 { account?.giveFromMessage(charged) }
         charged = 0
     }
 }

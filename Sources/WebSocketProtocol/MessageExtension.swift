@@ -6,11 +6,13 @@
 /// (`PerMessageDeflateCodec`); another would be a type of its own, leaving
 /// the frame logic as it is.
 package protocol MessageExtension: AnyObject {
-    /// The RSV bits the extension sets on a message's first frame; a frame
-    /// with any other RSV bit fails the connection.
+    /// The RSV bits the extension sets on a message's first frame, all of
+    /// them; a frame with any other RSV bit, or some of these only, fails
+    /// the connection.
     var reservedBits: UInt8 { get }
-    /// The most encoded payload decoded in one step of the parse, so that a
-    /// driver's turn can end between steps however much one step makes.
+    /// The most encoded payload decoded in one step of the parse (at least
+    /// 1), so that a driver's turn can end between steps however much one
+    /// step makes.
     var decodeSlice: Int { get }
     /// The most encoded bytes a message of `limit` decoded bytes can take:
     /// more fails the connection (1009) before its payload is decoded.

@@ -45,7 +45,8 @@ public struct ServerProtocol {
 
     public private(set) var state: State = .open
     public let limits: Limits
-    /// permessage-deflate as agreed in the handshake, or nil.
+    /// permessage-deflate as agreed in the handshake, or nil (also when
+    /// another extension was given, `init(limits:messageExtension:)`).
     public let compression: PerMessageDeflate?
     /// Bytes to write to the client, in order. The driver sends them and
     /// calls `pendingOutput.removeAll(keepingCapacity: true)`.
@@ -68,6 +69,8 @@ public struct ServerProtocol {
     private let memory: (any MessageMemory)?
     /// The extension agreed in the handshake (permessage-deflate), if any.
     private let messageExtension: (any MessageExtension)?
+    /// Its RSV bits: a data message's first frame has all of them or none.
+    private let allowedReservedBits: UInt8
     /// Whether the message in progress has the extension's RSV bits set
     /// (is compressed), so its payload goes through the extension.
     private var messageEncoded = false
@@ -120,6 +123,7 @@ public struct ServerProtocol {
         self.limits = limits
         self.compression = compression
         self.messageExtension = messageExtension
+        self.allowedReservedBits = messageExtension?.reservedBits ?? 0
         self.memory = memory
         self.messageBuffer = MessageBuffer(account: memory)
     }
@@ -201,7 +205,7 @@ public struct ServerProtocol {
             // A slice at a time, so that `work` can stop the parse between
             // slices however much one decodes to.
             if messageEncoded && !header.opcode.isControl, let messageExtension {
-                take = min(take, messageExtension.decodeSlice)
+                take = min(take, max(1, messageExtension.decodeSlice))
             }
             let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<take])
             let newOffset = try appendPayload(chunk, of: header, keyOffset: keyOffset)
@@ -216,7 +220,7 @@ public struct ServerProtocol {
     }
 
     private mutating func consumeHeader(_ bytes: UnsafeRawBufferPointer) throws(ProtocolViolation) -> Int {
-        let allowed = messageExtension?.reservedBits ?? 0
+        let allowed = allowedReservedBits
         if partialHeader.isEmpty {
             switch try FrameHeader.parseClientFrame(bytes, allowedReservedBits: allowed) {
             case .header(let header, let length):
@@ -261,8 +265,12 @@ public struct ServerProtocol {
                 // only (RFC 7692 6.1).
                 guard header.reservedBits == 0 else { throw .reservedBitsSet }
             case (_, nil):
+                // The parser let through only the extension's bits; it
+                // marks a message with all of them.
+                guard header.reservedBits == 0 || header.reservedBits == allowedReservedBits else {
+                    throw .reservedBitsSet
+                }
                 messageOpcode = header.opcode
-                // The parser let through only the extension's bits.
                 messageEncoded = header.reservedBits != 0
                 encodedCount = 0
                 fragmentCount = 0
@@ -536,7 +544,8 @@ public struct ServerProtocol {
     /// compresses with the same parameters (`MessageExtension.sharedEncoding`).
     package mutating func prepareShared(_ shared: any SharedPayload) -> SharedFrame? {
         guard state == .open, outgoingFragments == nil else { return nil }
-        let opcode = shared.message.opcode, count = shared.message.byteCount
+        let message = shared.message
+        let opcode = message.opcode, count = message.byteCount
         if let messageExtension, messageExtension.encodes(byteCount: count),
            let payload = messageExtension.sharedEncoding(of: shared) {
             let header = EncodedFrameHeader(fin: true, reservedBits: messageExtension.reservedBits, opcode: opcode,

@@ -144,7 +144,10 @@ LogLevel warn swiftwebsocket:debug
         async with connect(server.url("/event_logging")) as ws:
             # The handshake's request is logged once it handed the
             # connection to the MPM: what follows runs parked.
-            await asyncio.to_thread(server.wait_for_access_log, "/event_logging")
+            try:
+                await asyncio.to_thread(server.wait_for_access_log, "/event_logging")
+            except AssertionError as never_logged:
+                raise AssertionError(server.error_log[-4000:]) from never_logged
             for text in ("one", "two", "three"):
                 await ws.send(text)
                 assert await ws.recv() == text
