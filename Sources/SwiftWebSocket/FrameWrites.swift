@@ -1,8 +1,8 @@
-/// The write path both drivers share: a message framed (and compressed) by
+/// The connection core's write path: a message framed (and compressed) by
 /// the engine and handed to the driver's `write` as header and payload, so
 /// a payload is never copied to sit behind its header. `write` must not
-/// touch the engine (it is under access here): a driver whose write fails
-/// ends its transport after the call returns.
+/// touch the engine (it is under access here): the core ends the transport
+/// of a failed write after the call returns.
 extension ServerProtocol {
     typealias Write = (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
 

@@ -17,7 +17,7 @@ import Synchronization
 ///   timers (`timerFired`), which take the parked connection for a moment
 ///   to write; they never read, so the MPM's poll stays the one reader.
 /// - httpd's `Timeout` expiring in the MPM ends it with 1001 (`abandon`).
-package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
+package final class ParkedConnection: @unchecked Sendable {
     /// What the MPM should wait for before resuming the connection.
     package enum Next: Equatable {
         case input, output, closed
@@ -26,25 +26,21 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
     package let connection: WebSocketConnection
     private var handler: any WebSocketEventHandler
     private let handlerName: String
-    var engine: ServerProtocol
-    var deadlines: ConnectionDeadlines
+    private var core: ConnectionCore
     private let io: any ParkedConnectionIO
     private let transport: ParkedTransport
     private let gate = DriverGate()
     private let readBuffer: UnsafeMutableRawBufferPointer
-    private let memory = MemoryBudget.shared.openAccount()
     private let slowCalls: SlowCallWatch
+    /// The core's writes go to the output filters, which keep what the
+    /// socket does not take at once (`flush` writes it).
+    private let write: ConnectionCore.Write
 
-    /// Messages taken from the outbox that wait for the socket to drain,
-    /// last first: the next to write is `popLast()`.
-    private var undelivered: [Outbox.Item] = []
+    /// The filters hold output the socket did not take yet.
     private var outputPending = false
     /// What was read into `readBuffer` and not parsed when a turn ended.
     private var unparsed = 0..<0
-    private var transportClosed = false
     private var finished = false
-    /// The client's close frame, once it came.
-    private var peerClose: (code: CloseCode, reason: String)?
 
     /// The earliest timer scheduled and not yet fired.
     private var timerDue: MonotonicInstant?
@@ -61,16 +57,20 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
                  subprotocol: String?, limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?,
                  slowCalls: SlowCallWatch = SlowCallWatch(), io: any ParkedConnectionIO,
                  meter: (any TrafficMeter)? = nil) {
+        let memory = MemoryBudget.shared.openAccount()
+        let outbox = Outbox(limit: limits.maxQueuedBytes, memory: memory)
         self.handler = handler
         self.handlerName = handlerName
-        self.engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
-        self.engine.meter = meter
+        self.core = ConnectionCore(limits: limits, keepalive: keepalive, compression: compression, outbox: outbox,
+                                   memory: memory, meter: meter, now: .now) { [io] level, message in
+            io.log(level, message)
+        }
         self.io = io
-        self.transport = ParkedTransport(outbox: Outbox(limit: limits.maxQueuedBytes, memory: memory), io: io)
+        self.transport = ParkedTransport(outbox: outbox, io: io)
         self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport)
-        self.deadlines = ConnectionDeadlines(keepalive, now: .now)
         self.readBuffer = .allocate(byteCount: WebSocket.readBufferSize, alignment: 8)
         self.slowCalls = slowCalls
+        self.write = { [io] first, second in try io.write(first, second) }
         // The budget took its memory back: a timer step closes it.
         memory.onRevoke { [io] in io.scheduleTimer(after: .zero) }
     }
@@ -136,7 +136,7 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
     package func abandon() {
         guard !finished else { return }
         io.log(.info, "no input or output for httpd's Timeout while waiting in the MPM; closing with 1001")
-        if !transportClosed { _ = engine.close(code: .goingAway, reason: "timeout") }
+        try? core.close(code: .goingAway, reason: "timeout", at: .now, write)
         dropTransport()
         _ = finishNow()
     }
@@ -144,7 +144,7 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
     /// The connection's memory is going (its pool is destroyed): nothing is
     /// written any more. `onClose` runs if it has not.
     package func detach() {
-        endTransport()
+        core.endTransport()
         _ = finishNow()
     }
 
@@ -163,14 +163,14 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
             if reading && !outputPending { turnEnded = try readAll(at: now) }
             try takeEvents()
             try deliverQueued()
-            _ = try actOnDeadlines(now: now)
+            if try core.actOnDeadlines(at: now, isStopping: io.isStopping, write) == .drop { dropTransport() }
             // A message timed out or revoked by the budget (actOnDeadlines).
             try takeEvents()
-            if !transportClosed { outputPending = try io.flush(waiting: false) }
+            if !core.transportClosed { outputPending = try io.flush(waiting: false) }
         } catch {
-            endTransport()
+            core.endTransport()
         }
-        if transportClosed || engine.state == .closed { return finishNow() }
+        if core.isFinished { return finishNow() }
         scheduleNextTimer(now: now, retryingOutput: outputPending && !reading)
         // A turn that ended with input still there waits for writability,
         // which the MPM reports at once: the connection goes to the back
@@ -186,14 +186,14 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
     /// others. What was read and not parsed waits in `unparsed`.
     private func readAll(at now: MonotonicInstant) throws -> Bool {
         var work = Self.workTurn
-        while !transportClosed && (engine.state == .open || engine.state == .closeSent) {
+        while core.isReading {
             guard work > 0 else { return true }
             if unparsed.isEmpty {
-                guard let count = try? readOnce(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }),
+                guard let count = try? core.read(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }),
                       count > 0 else { return false }
                 unparsed = 0..<count
             }
-            let parsed = engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[unparsed]), work: &work)
+            let parsed = core.receive(UnsafeRawBufferPointer(rebasing: readBuffer[unparsed]), work: &work)
             unparsed = unparsed.dropFirst(parsed)
             try takeEvents()
             try deliverQueued()
@@ -202,34 +202,24 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
     }
 
     private func takeEvents() throws {
-        while let event = engine.nextEvent() {
+        while let event = try core.nextEvent(write) {
             switch event {
             case .message(let message):
-                deadlines.messageReceived()
                 // After our close, messages still arriving are dropped.
-                if engine.state == .open {
+                if core.state == .open {
                     call("onMessage") { handler, connection in try handler.onMessage(message, from: connection) }
                     // Before the next event: what the callback sent goes
                     // out ahead of a close or failure that came after its
                     // message, in the order the client sent them.
                     try deliverQueued()
                 }
-            case .ping:
-                try writePendingOutput()
             case .pong:
-                break  // any input answers the keepalive ping (readAll)
-            case .close(let code, let reason):
-                peerClose = (code ?? .noStatusReceived, reason)
-                transport.outbox.close()
-                undelivered = []
+                break  // any input answers the keepalive ping (ConnectionCore.read)
+            case .peerClosed:
                 // Answer with the client's code, unless ours went first.
-                if engine.state == .closeReceived { engine.close(code: code, reason: "") }
-                try writePendingOutput()
-            case .failed(let violation):
-                io.log(violation.logLevel, "closing with \(violation.closeCode): \(violation)")
-                transport.outbox.close()
-                undelivered = []
-                try writePendingOutput()
+                if core.state == .closeReceived {
+                    try core.close(code: core.peerClose?.code, reason: "", at: .now, write)
+                }
             }
         }
     }
@@ -242,70 +232,24 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
             try slowCalls.timing(name, log: io.log) { try body(&handler, connection) }
         } catch {
             io.log(.error, "\(handlerName) threw \(error); closing with 1011")
-            try? startClose(code: .internalError, reason: "")
+            try? core.close(code: .internalError, reason: "", at: .now, write)
         }
     }
 
     /// Writes what the handler and other threads queued, in order, while
-    /// the socket takes it. What was taken and not written waits in
-    /// `undelivered`; nothing more is taken until it is written, so the
-    /// outbox's bound holds for a client that stopped reading.
+    /// the socket takes it; what the core took and could not write waits
+    /// there for the next step. A close the outbox asks for is sent at
+    /// once, also while the socket is full.
     private func deliverQueued() throws {
-        guard engine.state == .open, !transportClosed else { return }
-        if let code = transport.outbox.overflow {
-            try closeOverflowed(with: code)
-            return
+        while true {
+            switch try core.deliverQueued(write, writable: !outputPending) {
+            case .nothing: return
+            case .delivered: outputPending = try io.flush(waiting: false)
+            case .close(let code, let reason):
+                try core.close(code: code, reason: reason, at: .now, write)
+                return
+            }
         }
-        if undelivered.isEmpty && !outputPending { undelivered = transport.outbox.takeAll().items.reversed() }
-        while !outputPending, let item = undelivered.popLast() {
-            guard try deliver(item) else { return }
-            outputPending = try io.flush(waiting: false)
-        }
-    }
-
-    /// A send was refused: past the outbox's bound (1008) or the memory
-    /// budget's (1013).
-    private func closeOverflowed(with code: CloseCode) throws {
-        if code == .policyViolation {
-            io.log(.info, "more than \(transport.outbox.limit) bytes queued for a slow client; closing with 1008")
-        } else {
-            engine.meter?.closedOverMemoryBudget()
-        }
-        try startClose(code: code, reason: code == .policyViolation ? "too slow" : "memory budget")
-    }
-
-    func deliver(_ message: Message) throws {
-        try message.withPayload { payload in try write(message.opcode, payload) }
-    }
-
-    func deliverClose(code: CloseCode, reason: String) throws {
-        try startClose(code: code.isValidOnWire ? code : .normalClosure, reason: reason)
-    }
-
-    func deliver(_ shared: SharedMessage) throws {
-        if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
-        _ = try engine.writeShared(shared) { first, second in try io.write(first, second) }
-    }
-
-    private func write(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
-        guard let frame = engine.prepareMessage(opcode: opcode, payload: payload) else { return }
-        if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
-        try engine.writeFrame(frame, payload) { first, second in try io.write(first, second) }
-    }
-
-    func writePendingOutput() throws {
-        guard !transportClosed else { return }
-        try engine.writePendingOutput { first, second in try io.write(first, second) }
-    }
-
-    /// Sends our close frame, if none went out yet; the client's answer
-    /// resumes the connection, or the close timeout ends it.
-    func startClose(code: CloseCode?, reason: String) throws {
-        transport.outbox.close()
-        undelivered = []
-        guard engine.close(code: code, reason: reason) else { return }
-        deadlines.closeSent(at: .now)
-        try writePendingOutput()
     }
 
     // MARK: Deadlines
@@ -314,7 +258,7 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
     /// pending (MPM timers cannot be cancelled: one that fires early finds
     /// nothing to do and schedules the next).
     private func scheduleNextTimer(now: MonotonicInstant, retryingOutput: Bool) {
-        var next = deadlines.next(messageDue: engine.messageDeadline(timeout: deadlines.intervals.messageTimeout))
+        var next = core.nextDeadline
         if retryingOutput {
             let retry = now.advanced(by: Self.outputRetry)
             next = next.map { min($0, retry) } ?? retry
@@ -327,32 +271,19 @@ package final class ParkedConnection: ConnectionDriver, @unchecked Sendable {
 
     // MARK: The end
 
-    func dropTransport() {
-        try? writePendingOutput()
+    /// Writes what it can of a last close frame without waiting, and ends
+    /// the transport.
+    private func dropTransport() {
         _ = try? io.flush(waiting: false)
-        endTransport()
-    }
-
-    var isStopping: Bool { io.isStopping }
-
-    func log(_ level: LogLevel, _ message: String) {
-        io.log(level, message)
-    }
-
-    func endTransport() {
-        transportClosed = true
-        transport.outbox.close()
-        undelivered = []
-        engine.connectionLost()
+        core.endTransport()
     }
 
     /// Marks the connection closed and runs `onClose`, once.
     private func finishNow() -> Next {
         if !finished {
             finished = true
-            transport.outbox.close()
-            undelivered = []
-            let (code, reason) = peerClose ?? (.abnormalClosure, "")
+            core.shutOutbox()
+            let (code, reason) = core.peerClose.map { ($0.code ?? .noStatusReceived, $0.reason) } ?? (.abnormalClosure, "")
             slowCalls.timing("onClose", log: io.log) { handler.onClose(connection, code: code, reason: reason) }
         }
         return .closed

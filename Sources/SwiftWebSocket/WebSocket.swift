@@ -8,18 +8,18 @@
 /// member of its room); from another thread a send is queued and the owner
 /// writes it (httpd's filters are not thread-safe). Everything else belongs
 /// to the owner and throws `WebSocketError.wrongThread` elsewhere.
-public final class WebSocket: ConnectionDriver, @unchecked Sendable {
+public final class WebSocket: @unchecked Sendable {
     /// The upgrade request this connection was accepted from.
     public let request: UpgradeRequest
     /// The subprotocol agreed in the handshake, if any.
     public let subprotocol: String?
     /// The code of the close frame the peer sent (nil if none yet, or if it
     /// sent none).
-    public private(set) var peerCloseCode: CloseCode?
-    public private(set) var peerCloseReason = ""
+    public var peerCloseCode: CloseCode? { core.peerClose?.code }
+    public var peerCloseReason: String { core.peerClose?.reason ?? "" }
     /// Whether the peer's close frame arrived (`peerCloseCode` is nil also
     /// when it carried no code).
-    package private(set) var receivedCloseFrame = false
+    package var receivedCloseFrame: Bool { core.peerClose != nil }
     /// Called inside `receive()` with the payload of each pong that answers
     /// a `ping(_:)` (or arrives unasked); keepalive pongs are not reported.
     public var onPong: (([UInt8]) -> Void)?
@@ -33,18 +33,18 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
     /// Whether messages can still be sent. Any thread.
     public var isOpen: Bool { outbox.isOpen }
 
-    var engine: ServerProtocol
-    var deadlines: ConnectionDeadlines
+    private var core: ConnectionCore
     private let io: any ConnectionIO
+    /// The core's outbox, which other threads fill (the core itself is the
+    /// owner's alone).
     private let outbox: Outbox
     private let readBuffer: UnsafeMutableRawBufferPointer
-    private let memory = MemoryBudget.shared.openAccount()
-    /// Set when the stream ended or failed: no more reads or writes.
-    private var transportClosed = false
     /// For SwiftWebSocketSlowCallback: since when the handler has had the
     /// thread (it returned from `receive()`, or started), while it has.
     private let slowCalls: SlowCallWatch
     private var handlerCodeSince: MonotonicInstant?
+    /// The core's writes go to the connection's stream, flushed.
+    private let write: ConnectionCore.Write
 
     /// Reads of at most one TLS record: larger buffers only cost memory.
     /// The shim asks its filters for the same (READ_SIZE, connection_io.c).
@@ -53,16 +53,20 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
     package init(request: UpgradeRequest, subprotocol: String?, limits: Limits, keepalive: Keepalive = Keepalive(),
                  compression: PerMessageDeflate? = nil, slowCalls: SlowCallWatch = SlowCallWatch(),
                  io: any ConnectionIO, meter: (any TrafficMeter)? = nil) {
+        let memory = MemoryBudget.shared.openAccount()
         self.request = request
         self.subprotocol = subprotocol
-        self.engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
-        self.engine.meter = meter
         self.compression = compression
         self.io = io
-        self.outbox = Outbox(limit: limits.maxQueuedBytes, memory: memory)
-        self.deadlines = ConnectionDeadlines(keepalive, now: .now)
+        let outbox = Outbox(limit: limits.maxQueuedBytes, memory: memory)
+        self.outbox = outbox
+        self.core = ConnectionCore(limits: limits, keepalive: keepalive, compression: compression, outbox: outbox,
+                                   memory: memory, meter: meter, now: .now) { [io] level, message in
+            io.log(level, message)
+        }
         self.readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 8)
         self.slowCalls = slowCalls
+        self.write = { [io] first, second in try io.write(first, second) }
         // The budget took its memory back: the owner wakes and closes it.
         memory.onRevoke { [io] in io.wake() }
     }
@@ -83,48 +87,41 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
         if let since = handlerCodeSince { slowCalls.check(since: since, "transferData", log: io.log) }
         defer { if slowCalls.isOn { handlerCodeSince = .now } }
         while true {
-            while let event = engine.nextEvent() {
-                if let message = try handle(event) { return message }
+            while let event = try core.nextEvent(write) {
+                if let message = handle(event) { return message }
             }
             // After our close, keep reading to reach the peer's.
-            guard engine.state == .open || engine.state == .closeSent, !transportClosed else { return nil }
-            if engine.state == .open { try deliverQueued() }
+            guard core.isReading else { return nil }
+            if core.isOpen { try deliverQueued() }
             try readOrWait()
         }
     }
 
-    /// Acts on one engine event; returns it if it is a message.
-    private func handle(_ event: ServerProtocol.Event) throws -> Message? {
+    /// Acts on one of the core's events; returns it if it is a message.
+    private func handle(_ event: ConnectionCore.Event) -> Message? {
         switch event {
-        case .message(let message):
-            deadlines.messageReceived()
-            return message
-        case .ping:
-            try writePendingOutput()
-        case .pong(let payload):
-            if payload != ConnectionDeadlines.keepalivePayload { onPong?(payload) }
-        case .close(let code, let reason):
-            peerCloseCode = code
-            peerCloseReason = reason
-            receivedCloseFrame = true
-            outbox.close()
-        case .failed(let violation):
-            io.log(violation.logLevel, "closing with \(violation.closeCode): \(violation)")
-            outbox.close()
-            try? writePendingOutput()
+        case .message(let message): return message
+        case .pong(let payload): onPong?(payload)
+        case .peerClosed: break
         }
         return nil
     }
 
     /// Acts on passed deadlines, then reads what has arrived; if nothing
     /// has, waits for input, a wake-up from another thread, or the next
-    /// deadline. Deadlines are looked at on every pass, so a client that
-    /// never stops sending still meets the idle and closing timeouts.
+    /// deadline.
     private func readOrWait() throws {
         // One clock read per pass: the read that follows does not wait.
         let now = MonotonicInstant.now
-        let deadline = try actOnDeadlines(now: now)
-        guard !transportClosed, try !readAvailable(at: now) else { return }
+        let deadline: MonotonicInstant?
+        switch try core.actOnDeadlines(at: now, isStopping: io.isStopping, write) {
+        case .drop:
+            core.endTransport()
+            return
+        case .wait(let until):
+            deadline = until
+        }
+        guard !core.transportClosed, try !readAvailable(at: now) else { return }
         guard let deadline else {
             try io.wait(timeout: nil)
             return
@@ -132,14 +129,14 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
         if deadline > now { try io.wait(timeout: deadline - now) }
     }
 
-    /// Reads once without waiting and feeds the engine. True if bytes came
+    /// Reads once without waiting and feeds the core. True if bytes came
     /// or the stream ended, false if nothing was there.
     private func readAvailable(at now: MonotonicInstant) throws -> Bool {
-        guard let count = try readOnce(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }) else {
+        guard let count = try core.read(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }) else {
             return false
         }
         guard count > 0 else { return true }
-        engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
+        core.receive(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]))
         return true
     }
 
@@ -151,14 +148,14 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
     public func send(_ message: Message) throws {
         guard try isOwner(orQueue: .message(message)) else { return }
         try deliverQueued()
-        try deliver(message)
+        try core.send(message, write)
     }
 
     /// A broadcast's message: the same from any thread as `send(_:)`.
     package func send(_ shared: SharedMessage) throws {
         guard try isOwner(orQueue: .shared(shared)) else { return }
         try deliverQueued()
-        try deliver(shared)
+        try core.send(shared, write)
     }
 
     public func send(text: String) throws {
@@ -176,21 +173,20 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
     public func sendFragment(text: String, isFinal: Bool) throws {
         try io.checkAccess()
         var text = text
-        try text.withUTF8 { bytes in try sendFragment(.text, UnsafeRawBufferPointer(bytes), isFinal: isFinal) }
+        try text.withUTF8 { bytes in try core.sendFragment(.text, UnsafeRawBufferPointer(bytes), isFinal: isFinal, write) }
     }
 
     /// Sends the next piece of a binary message; see `sendFragment(text:isFinal:)`.
     public func sendFragment(binary: [UInt8], isFinal: Bool) throws {
         try io.checkAccess()
-        try binary.withUnsafeBytes { bytes in try sendFragment(.binary, bytes, isFinal: isFinal) }
+        try binary.withUnsafeBytes { bytes in try core.sendFragment(.binary, bytes, isFinal: isFinal, write) }
     }
 
     /// Sends a ping; its pong is reported to `onPong` from inside
     /// `receive()`. Payloads over 125 bytes are cut to 125. Owner only.
     public func ping(_ payload: [UInt8] = []) throws {
         try io.checkAccess()
-        guard !transportClosed, engine.ping(payload) else { throw WebSocketError.closed }
-        try writePendingOutput()
+        try core.ping(payload, write)
     }
 
     /// Closes the connection: sends a close frame and waits (at most
@@ -211,11 +207,11 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
     /// handler is done.
     package func owesCloseReplyAfterHandler() -> Bool {
         takeEventsWhileOpen()
-        if engine.state == .open && !transportClosed {
+        if core.isOpen {
             _ = try? readAvailable(at: .now)
             takeEventsWhileOpen()
         }
-        return engine.state == .closeReceived && !transportClosed
+        return core.state == .closeReceived && !core.transportClosed
     }
 
     /// Runs the handler's transferData, its steps between `receive()` calls
@@ -234,14 +230,14 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
     /// frame with `code` (the reply, if the peer closed first; nil sends an
     /// empty one) unless one went out already.
     package func finish(code: CloseCode?, reason: String = "") {
-        outbox.close()
+        core.shutOutbox()
         // The handler's closure may hold the socket: break the cycle.
         onPong = nil
         try? closeAsOwner(code: code, reason: reason)
     }
 
     private func takeEventsWhileOpen() {
-        while engine.state == .open, let event = engine.nextEvent() { _ = try? handle(event) }
+        while core.state == .open, let event = try? core.nextEvent(write) { _ = handle(event) }
     }
 
     /// True on the owner's thread; elsewhere queues `item` for the owner,
@@ -261,126 +257,29 @@ public final class WebSocket: ConnectionDriver, @unchecked Sendable {
         }
     }
 
-    /// Writes what other threads queued, in order, and closes a connection
-    /// whose queue overflowed.
+    /// Writes what other threads queued, in order, and closes as the
+    /// outbox asks.
     private func deliverQueued() throws {
-        // Frames of another message cannot go between a message's fragments.
-        guard engine.fragmentedMessageOpcode == nil else { return }
-        let (items, overflow) = outbox.takeAll()
-        for item in items {
-            guard try deliver(item) else { return }
+        while true {
+            switch try core.deliverQueued(write) {
+            case .nothing: return
+            case .delivered: continue
+            case .close(let code, let reason):
+                try closeAsOwner(code: code, reason: reason)
+                return
+            }
         }
-        if overflow == .policyViolation {
-            io.log(.info, "more than \(outbox.limit) bytes queued for a slow client; closing with 1008")
-            try closeAsOwner(code: .policyViolation, reason: "too slow")
-        } else if let overflow {
-            engine.meter?.closedOverMemoryBudget()
-            try closeAsOwner(code: overflow, reason: "memory budget")
-        }
-    }
-
-    func deliver(_ message: Message) throws {
-        try message.withPayload { payload in try sendMessage(message.opcode, payload) }
-    }
-
-    func deliver(_ shared: SharedMessage) throws {
-        guard engine.fragmentedMessageOpcode == nil else { throw WebSocketError.fragmentedMessageInProgress }
-        guard !transportClosed else { throw WebSocketError.closed }
-        if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
-        guard try writing({ engine, write in try engine.writeShared(shared, to: write) }) else {
-            throw WebSocketError.closed
-        }
-    }
-
-    private func sendMessage(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) throws {
-        guard engine.fragmentedMessageOpcode == nil else { throw WebSocketError.fragmentedMessageInProgress }
-        guard !transportClosed, let frame = engine.prepareMessage(opcode: opcode, payload: payload) else {
-            throw WebSocketError.closed
-        }
-        try writeFrame(frame, payload)
-    }
-
-    private func sendFragment(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, isFinal: Bool) throws {
-        if let started = engine.fragmentedMessageOpcode, started != opcode {
-            throw WebSocketError.fragmentedMessageInProgress
-        }
-        guard !transportClosed, let frame = engine.prepareFragment(opcode: opcode, payload: payload, isFinal: isFinal) else {
-            try? writePendingOutput()  // the close a compression failure queued
-            throw WebSocketError.closed
-        }
-        try writeFrame(frame, payload)
-    }
-
-    private func writeFrame(_ frame: ServerProtocol.OutgoingFrame, _ payload: UnsafeRawBufferPointer) throws {
-        if deadlines.watchesSentMessages { deadlines.messageSent(at: .now) }
-        try writing { engine, write in try engine.writeFrame(frame, payload, to: write) }
     }
 
     // MARK: Closing (owner)
 
-    func deliverClose(code: CloseCode, reason: String) throws {
-        try closeAsOwner(code: code, reason: reason)
-    }
-
+    /// Sends the close (or the reply) and, having opened the handshake,
+    /// reads until the peer's close frame or the close timeout.
     private func closeAsOwner(code: CloseCode?, reason: String) throws {
-        guard !transportClosed else { return }
-        var code = code
-        if let chosen = code, !chosen.isValidOnWire {
-            io.log(.error, "close code \(chosen) may not be sent; closing with 1000")
-            code = .normalClosure
+        try core.close(code: code, reason: reason, at: .now, write)
+        while core.state == .closeSent && !core.transportClosed {
+            while let event = try core.nextEvent(write) { _ = handle(event) }
+            if core.state == .closeSent && !core.transportClosed { try readOrWait() }
         }
-        if engine.state == .closeReceived {
-            engine.close(code: code, reason: reason)
-            try writePendingOutput()
-            return
-        }
-        try startClose(code: code, reason: reason)
-        while engine.state == .closeSent && !transportClosed {
-            while let event = engine.nextEvent() { _ = try handle(event) }
-            if engine.state == .closeSent && !transportClosed { try readOrWait() }
-        }
-    }
-
-    /// Sends our close frame, if none went out yet.
-    func startClose(code: CloseCode?, reason: String) throws {
-        outbox.close()
-        guard engine.close(code: code, reason: reason) else { return }
-        deadlines.closeSent(at: .now)
-        try writePendingOutput()
-    }
-
-    // MARK: Transport
-
-    func endTransport() {
-        transportClosed = true
-        outbox.close()
-        engine.connectionLost()
-    }
-
-    func dropTransport() {
-        try? writePendingOutput()
-        endTransport()
-    }
-
-    func writePendingOutput() throws {
-        guard !transportClosed else { return }
-        try writing { engine, write in try engine.writePendingOutput(to: write) }
-    }
-
-    /// Runs one of the engine's writes through the connection's stream;
-    /// a failed write ends the transport, once the engine is let go.
-    private func writing<Result>(_ body: (inout ServerProtocol, ServerProtocol.Write) throws -> Result) throws -> Result {
-        do {
-            return try body(&engine) { first, second in try io.write(first, second) }
-        } catch {
-            endTransport()
-            throw error
-        }
-    }
-
-    var isStopping: Bool { io.isStopping }
-
-    func log(_ level: LogLevel, _ message: String) {
-        io.log(level, message)
     }
 }
