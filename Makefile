@@ -199,7 +199,7 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/bin/%)
 sanitize: | deps
 	$(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
 	TSAN_OPTIONS=suppressions=$(CURDIR)/Tests/tsan-suppressions.txt \
-	  $(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter 'CrossThreadTests|HandlerAPITests|ParkedConnectionTests'
+	  $(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter 'CrossThreadTests|HandlerAPITests|ParkedConnectionTests|AsyncSupportTests'
 
 conformance: all
 	@scripts/conformance

@@ -151,7 +151,7 @@ struct ConnectionCore {
     /// that never stops sending still meets the idle and closing timeouts.
     mutating func actOnDeadlines(at now: MonotonicInstant, isStopping: Bool,
                                          _ write: Write) throws -> AfterDeadlines {
-        let messageDue = engine.checkMessage(now: now, timeout: deadlines.intervals.messageTimeout)
+        _ = engine.checkMessage(now: now, timeout: deadlines.intervals.messageTimeout)  // its deadline: nextDeadline
         if isStopping && engine.state == .open {
             log(.info, "server stopping; closing with 1001")
             try close(code: .goingAway, reason: "server stopping", at: now, write)
@@ -178,6 +178,19 @@ struct ConnectionCore {
         }
         return .wait(until: nextDeadline)
     }
+
+    /// `actOnDeadlines` while the driver reads nothing because the handler
+    /// is behind its input (`PacedInput`): the peer counts as heard, since
+    /// what it sent waits unread on our side, a keepalive pong among it.
+    mutating func actOnDeadlinesWhileInputHeld(at now: MonotonicInstant, isStopping: Bool,
+                                               _ write: Write) throws -> AfterDeadlines {
+        deadlines.heard(at: now)
+        return try actOnDeadlines(at: now, isStopping: isStopping, write)
+    }
+
+    /// How often a driver holding input back looks whether the handler
+    /// caught up.
+    static let inputHeldPollMicroseconds: UInt32 = 1000
 
     /// The earliest deadline still to come, nil if none.
     var nextDeadline: MonotonicInstant? {

@@ -10,6 +10,13 @@ public enum HandlerExport {
     public static func export(_ type: any WebSocketEventHandler.Type) -> UnsafeMutableRawPointer {
         Unmanaged.passRetained(HandlerType(.events(type))).toOpaque()
     }
+
+    /// An async handler runs as the callbacks of `AsyncHandlerAdapter`,
+    /// under its own name.
+    public static func export<Handler: AsyncWebSocketHandler>(_ type: Handler.Type) -> UnsafeMutableRawPointer {
+        Unmanaged.passRetained(HandlerType(.events(AsyncHandlerAdapter<Handler>.self),
+                                           name: String(reflecting: type))).toOpaque()
+    }
 }
 
 /// A handler's metatype boxed as an object, so C can hold it as a pointer.
@@ -23,11 +30,11 @@ package final class HandlerType {
     package let style: Style
     package let name: String
 
-    init(_ style: Style) {
+    init(_ style: Style, name: String? = nil) {
         self.style = style
         switch style {
-        case .blocking(let type): name = String(reflecting: type)
-        case .events(let type): name = String(reflecting: type)
+        case .blocking(let type): self.name = name ?? String(reflecting: type)
+        case .events(let type): self.name = name ?? String(reflecting: type)
         }
     }
 

@@ -29,6 +29,9 @@ final class Outbox: Sendable {
         /// Why sends were refused, for the owner's close: 1008 past
         /// `limit`, 1013 when the memory budget refused.
         var overflow: CloseCode?
+        /// Senders waiting for room (`waitForRoom`), resumed when the owner
+        /// takes the queue or it closes.
+        var roomWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
@@ -88,7 +91,7 @@ final class Outbox: Sendable {
     /// longer the budget's.
     func takeAll() -> (items: [Item], overflow: CloseCode?) {
         guard hasNews.load(ordering: .acquiring) else { return ([], nil) }
-        return state.withLock { state in
+        let (taken, waiters) = state.withLock { state in
             defer {
                 memory?.give(state.chargedBytes, for: .outbox)
                 state.items = []
@@ -96,15 +99,33 @@ final class Outbox: Sendable {
                 state.chargedBytes = 0
                 state.wakePending = false
                 state.overflow = nil  // reported once
+                state.roomWaiters = []
                 hasNews.store(false, ordering: .relaxed)
             }
-            return (state.items, state.overflow)
+            return ((state.items, state.overflow), state.roomWaiters)
+        }
+        for waiter in waiters { waiter.resume() }
+        return taken
+    }
+
+    /// Suspends while `highWater` bytes or more wait, until the owner takes
+    /// them (the socket took what came before) or the outbox closes: an
+    /// async sender's backpressure, where a thread's send would fail past
+    /// `limit` instead.
+    func waitForRoom(below highWater: Int) async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let waits = state.withLock { state in
+                guard state.isOpen, state.queuedBytes >= highWater else { return false }
+                state.roomWaiters.append(waiter)
+                return true
+            }
+            if !waits { waiter.resume() }
         }
     }
 
     /// Refuses every later item; what is queued is dropped.
     func close() {
-        state.withLock { state in
+        let waiters = state.withLock { state in
             state.isOpen = false
             memory?.give(state.chargedBytes, for: .outbox)
             state.items = []
@@ -113,6 +134,9 @@ final class Outbox: Sendable {
             // An overflow is moot once closing: the owner's close stands.
             state.overflow = nil
             hasNews.store(false, ordering: .relaxed)
+            defer { state.roomWaiters = [] }
+            return state.roomWaiters
         }
+        for waiter in waiters { waiter.resume() }
     }
 }

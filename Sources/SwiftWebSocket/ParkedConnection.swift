@@ -25,6 +25,8 @@ package final class ParkedConnection: @unchecked Sendable {
 
     package let connection: WebSocketConnection
     private var handler: any WebSocketEventHandler
+    /// The handler's bounded input queue, if it has one (async handlers).
+    private let pacing: (any PacedInput)?
     private let handlerName: String
     private var core: ConnectionCore
     private let io: any ParkedConnectionIO
@@ -60,6 +62,7 @@ package final class ParkedConnection: @unchecked Sendable {
         let memory = MemoryBudget.shared.openAccount()
         let outbox = Outbox(limit: limits.maxQueuedBytes, memory: memory)
         self.handler = handler
+        self.pacing = handler as? any PacedInput
         self.handlerName = handlerName
         self.core = ConnectionCore(limits: limits, keepalive: keepalive, compression: compression, outbox: outbox,
                                    memory: memory, meter: meter, now: .now) { [io] level, message in
@@ -67,7 +70,8 @@ package final class ParkedConnection: @unchecked Sendable {
         }
         self.io = io
         self.transport = ParkedTransport(outbox: outbox, io: io)
-        self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport)
+        self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport,
+                                              closeTimeout: keepalive.closeTimeout)
         self.readBuffer = .allocate(byteCount: WebSocket.readBufferSize, alignment: 8)
         self.slowCalls = slowCalls
         self.write = { [io] first, second in try io.write(first, second) }
@@ -188,6 +192,10 @@ package final class ParkedConnection: @unchecked Sendable {
         var work = Self.workTurn
         while core.isReading {
             guard work > 0 else { return true }
+            if let pacing, !pacing.acceptsInput {
+                try waitForHandler(pacing)
+                continue
+            }
             if unparsed.isEmpty {
                 guard let count = try? core.read(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }),
                       count > 0 else { return false }
@@ -199,6 +207,23 @@ package final class ParkedConnection: @unchecked Sendable {
             try deliverQueued()
         }
         return false
+    }
+
+    /// The handler is behind its input (its queue is full): this step
+    /// keeps the worker, writing what the handler sends and meeting the
+    /// deadlines, until it catches up. httpd 2.4's event MPM has no state
+    /// for a connection whose socket it must not watch: one that waited
+    /// for input would be resumed at once by what the client sent.
+    private func waitForHandler(_ pacing: any PacedInput) throws {
+        while !pacing.acceptsInput && core.isReading {
+            try deliverQueued()
+            if try core.actOnDeadlinesWhileInputHeld(at: .now, isStopping: io.isStopping, write) == .drop {
+                dropTransport()
+                return
+            }
+            outputPending = try io.flush(waiting: false)
+            usleep(ConnectionCore.inputHeldPollMicroseconds)
+        }
     }
 
     private func takeEvents() throws {
@@ -318,6 +343,10 @@ private final class ParkedTransport: MessageTransport {
     }
 
     var isOpen: Bool { outbox.isOpen }
+
+    func waitForRoomToSend() async {
+        await outbox.waitForRoomToSend()
+    }
 
     func send(_ message: Message) throws {
         try enqueue(.message(message))

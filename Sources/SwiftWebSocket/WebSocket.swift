@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One accepted WebSocket connection. The thread running the handler's
 /// `transferData` owns it: `receive()` waits there for the next message,
 /// answering pings, pinging a quiet peer and delivering what other threads
@@ -32,6 +36,10 @@ public final class WebSocket: @unchecked Sendable {
 
     /// Whether messages can still be sent. Any thread.
     public var isOpen: Bool { outbox.isOpen }
+
+    package func waitForRoomToSend() async {
+        await outbox.waitForRoomToSend()
+    }
 
     private var core: ConnectionCore
     private let io: any ConnectionIO
@@ -94,6 +102,21 @@ public final class WebSocket: @unchecked Sendable {
             guard core.isReading else { return nil }
             if core.isOpen { try deliverQueued() }
             try readOrWait()
+        }
+    }
+
+    /// Reads nothing until `ready` says so (an async handler behind its
+    /// input, `PacedInput`), writing what other threads send and meeting
+    /// the deadlines meanwhile. Owner only.
+    package func holdInput(until ready: () -> Bool) throws {
+        try io.checkAccess()
+        while !ready() && core.isOpen {
+            try deliverQueued()
+            if try core.actOnDeadlinesWhileInputHeld(at: .now, isStopping: io.isStopping, write) == .drop {
+                core.endTransport()
+                return
+            }
+            usleep(ConnectionCore.inputHeldPollMicroseconds)
         }
     }
 

@@ -11,11 +11,16 @@ public final class WebSocketConnection: Sendable {
     /// The subprotocol agreed in the handshake, if any.
     public let subprotocol: String?
     private let transport: any MessageTransport
+    /// `SwiftWebSocketCloseTimeout`: how long an async handler may run on
+    /// after its connection closed before it is logged.
+    package let closeTimeout: Duration
 
-    package init(request: UpgradeRequest, subprotocol: String?, transport: any MessageTransport) {
+    package init(request: UpgradeRequest, subprotocol: String?, transport: any MessageTransport,
+                 closeTimeout: Duration = Keepalive().closeTimeout) {
         self.request = request
         self.subprotocol = subprotocol
         self.transport = transport
+        self.closeTimeout = closeTimeout
     }
 
     /// Logs to Apache's error log against this connection's request.
@@ -32,6 +37,12 @@ public final class WebSocketConnection: Sendable {
 
     package func send(_ shared: SharedMessage) throws {
         try transport.send(shared)
+    }
+
+    /// Waits while what is queued for the client reaches half its bound,
+    /// until the client read it or the connection closes.
+    package func waitForRoomToSend() async {
+        await transport.waitForRoomToSend()
     }
 
     public func send(text: String) throws {
@@ -58,10 +69,20 @@ package protocol MessageTransport: AnyObject, Sendable {
     func send(_ shared: SharedMessage) throws
     /// Starts the closing handshake, or queues it for the driving thread.
     func requestClose(code: CloseCode, reason: String)
+    /// Waits while the queue for the client holds half its bound or more.
+    func waitForRoomToSend() async
 }
 
 extension WebSocket: MessageTransport {
     package func requestClose(code: CloseCode, reason: String) {
         try? close(code: code, reason: reason)
+    }
+}
+
+extension Outbox {
+    /// An async sender's backpressure: half the bound, so that a message
+    /// sent after the wait has room below it.
+    func waitForRoomToSend() async {
+        await waitForRoom(below: limit / 2)
     }
 }

@@ -153,10 +153,14 @@ final class Session {
     /// An event handler on a held thread (no event MPM, or an HTTP/2
     /// stream): the callbacks around `receive()`.
     private func runCallbacks(_ socket: WebSocket, with handler: inout any WebSocketEventHandler) {
-        let connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: socket)
+        let connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: socket,
+                                             closeTimeout: keepalive.closeTimeout)
         do {
             try slowCalls.timing("onOpen", log: io.log) { try handler.onOpen(connection) }
-            while let message = try socket.receive() {
+            let pacing = handler as? any PacedInput
+            while true {
+                if let pacing { try socket.holdInput { pacing.acceptsInput } }
+                guard let message = try socket.receive() else { break }
                 try slowCalls.timing("onMessage", log: io.log) { try handler.onMessage(message, from: connection) }
             }
             let answer = socket.owesCloseReplyAfterHandler()
