@@ -85,6 +85,8 @@ private final class HandlerRun: Sendable {
     /// Cancels the task; one still running `closeTimeout` later is logged.
     func connectionEnded(closeTimeout: Duration) {
         task.cancel()
+        // Most handlers have returned by now: no watch for them.
+        guard !ending.hasEnded.load(ordering: .acquiring) else { return }
         Task { [self] in
             try? await Task.sleep(for: closeTimeout)
             if !ending.hasEnded.load(ordering: .acquiring) {

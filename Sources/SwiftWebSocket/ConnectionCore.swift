@@ -52,8 +52,8 @@ struct ConnectionCore {
         var reason: String
     }
 
-    private(set) var engine: ServerProtocol
-    private(set) var deadlines: ConnectionDeadlines
+    private var engine: ServerProtocol
+    private var deadlines: ConnectionDeadlines
     private let outbox: Outbox
     /// Items taken from the outbox and not yet written, last first: a
     /// parked connection whose socket is full holds them, and takes nothing
@@ -68,8 +68,8 @@ struct ConnectionCore {
     private let log: (LogLevel, String) -> Void
 
     init(limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?, outbox: Outbox,
-                 memory: MemoryAccount?, meter: (any TrafficMeter)?, now: MonotonicInstant,
-                 log: @escaping (LogLevel, String) -> Void) {
+         memory: MemoryAccount?, meter: (any TrafficMeter)?, now: MonotonicInstant,
+         log: @escaping (LogLevel, String) -> Void) {
         engine = ServerProtocol(limits: limits, compression: compression, memory: memory)
         engine.meter = meter
         deadlines = ConnectionDeadlines(keepalive, now: now)
@@ -84,8 +84,6 @@ struct ConnectionCore {
     var isReading: Bool { !transportClosed && (engine.state == .open || engine.state == .closeSent) }
     /// Nothing more will be read or written.
     var isFinished: Bool { transportClosed || engine.state == .closed }
-    /// The message being sent in fragments, if one is.
-    var fragmentedMessageOpcode: Opcode? { engine.fragmentedMessageOpcode }
 
     // MARK: Input
 
@@ -93,7 +91,7 @@ struct ConnectionCore {
     /// read, 0 when the stream ended, nil when nothing was there. The
     /// transport ends with the stream, or with an error, which is thrown.
     mutating func read(at now: MonotonicInstant,
-                               _ read: () throws(WebSocketError) -> Int?) throws(WebSocketError) -> Int? {
+                       _ read: () throws(WebSocketError) -> Int?) throws(WebSocketError) -> Int? {
         let count: Int?
         do {
             count = try read()
@@ -150,7 +148,7 @@ struct ConnectionCore {
     /// what the driver is to do next. Called on every pass, so a client
     /// that never stops sending still meets the idle and closing timeouts.
     mutating func actOnDeadlines(at now: MonotonicInstant, isStopping: Bool,
-                                         _ write: Write) throws -> AfterDeadlines {
+                                 _ write: Write) throws -> AfterDeadlines {
         _ = engine.checkMessage(now: now, timeout: deadlines.intervals.messageTimeout)  // its deadline: nextDeadline
         if isStopping && engine.state == .open {
             log(.info, "server stopping; closing with 1001")
@@ -228,7 +226,7 @@ struct ConnectionCore {
 
     /// Sends the next piece of a message; it ends with `isFinal`.
     mutating func sendFragment(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, isFinal: Bool,
-                                       _ write: Write) throws {
+                               _ write: Write) throws {
         if let started = engine.fragmentedMessageOpcode, started != opcode {
             throw WebSocketError.fragmentedMessageInProgress
         }

@@ -16,7 +16,7 @@ public final class WebSocketConnection: Sendable {
     package let closeTimeout: Duration
 
     package init(request: UpgradeRequest, subprotocol: String?, transport: any MessageTransport,
-                 closeTimeout: Duration = Keepalive().closeTimeout) {
+                 closeTimeout: Duration) {
         self.request = request
         self.subprotocol = subprotocol
         self.transport = transport
