@@ -3,7 +3,8 @@
 #   make run          foreground httpd on 127.0.0.1:$(PORT) (http/ws) and :$(TLS_PORT)
 #                     (https/wss, HTTP/2) serving the examples; TLS_PORT= for none
 #   make test         engine tests (swift test) + integration tests against httpd
-#   make conformance  Autobahn testsuite against /echo (ws, then wss for 1-7 and 12.1)
+#   make conformance  Autobahn testsuite against /echo and /echo_async (ws), then /echo
+#                     over wss for 1-7 and 12.1
 #   make soak         1,000 connections x 1,000 random echoes, plain and compressed,
 #                     some dropped; checks delivery and httpd's resources after
 #   make bench        the module side by side with hummingbird-websocket, websockets
@@ -201,8 +202,12 @@ sanitize: | deps
 	TSAN_OPTIONS=suppressions=$(CURDIR)/Tests/tsan-suppressions.txt \
 	  $(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan --filter 'CrossThreadTests|HandlerAPITests|ParkedConnectionTests|AsyncSupportTests'
 
+# /echo and /echo_async side by side (wstest is one Python thread, and
+# most cases wait on the wire), then wss.
 conformance: all
-	@scripts/conformance
+	@scripts/install-autobahn >/dev/null
+	@scripts/conformance & event=$$!; scripts/conformance --path /echo_async; async=$$?; \
+	  wait $$event && [ $$async = 0 ]
 	@scripts/conformance --tls "1.*" "2.*" "3.*" "4.*" "5.*" "6.*" "7.*" "12.1.*"
 
 install: all

@@ -77,6 +77,7 @@ class ProcessServer:
     """A peer that runs as one foreground process."""
 
     deflate = True
+    path = "/echo"
 
     def __init__(self):
         self.port = None
@@ -110,6 +111,8 @@ class ProcessServer:
 class Module:
     name = "mod_swiftwebsocket"
     deflate = True
+    path = "/echo"
+    handler = "examples/echo_wsh.swift"
 
     def __init__(self):
         self.httpd = None
@@ -119,7 +122,7 @@ class Module:
         version = (TOP / "VERSION").read_text().strip()
         httpd = subprocess.run([APACHE, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
         return (f"{version} on {httpd.replace('Server version: ', '')}, event MPM, 2 children x 640 threads, "
-                "examples/echo_wsh.swift, access log on, LogLevel warn, permessage-deflate with its defaults "
+                f"{self.handler}, access log on, LogLevel warn, permessage-deflate with its defaults "
                 "(zlib level 6, compresses messages from 64 B)")
 
     def start(self):
@@ -134,6 +137,14 @@ class Module:
 
     def pids(self):
         return self.httpd.pids()
+
+
+class ModuleAsync(Module):
+    """The same httpd serving the async/await echo: its column is the
+    event-style /echo's ratio to it."""
+    name = "module, async handler"
+    path = "/echo_async"
+    handler = "examples/echo_async_wsh.swift (AsyncWebSocketHandler)"
 
 
 class Hummingbird(ProcessServer):
@@ -178,8 +189,8 @@ class Trivial(ProcessServer):
         return [str(TOP / "build/trivial_echo"), str(self.port)]
 
 
-SERVERS = {"module": Module, "hummingbird": Hummingbird, "websockets": Websockets,
-           "pywebsocket3": Pywebsocket3, "trivial": Trivial}
+SERVERS = {"module": Module, "module-async": ModuleAsync, "hummingbird": Hummingbird,
+           "websockets": Websockets, "pywebsocket3": Pywebsocket3, "trivial": Trivial}
 
 
 def human_size(size):
@@ -198,10 +209,11 @@ class Row:
             return f"KiB per idle connection{', deflate' if self.deflate else ''} (N={self.connections})"
         return f"echo {human_size(self.size)} x {self.connections}{', deflate' if self.deflate else ''}"
 
-    def wsload_arguments(self, port, seconds):
+    def wsload_arguments(self, server, seconds):
         if self.kind == "handshakes":
-            return ["handshakes", port, "/echo", self.connections, seconds]
-        return ["echo", port, "/echo", self.connections, self.size, seconds] + (["deflate"] if self.deflate else [])
+            return ["handshakes", server.port, server.path, self.connections, seconds]
+        return (["echo", server.port, server.path, self.connections, self.size, seconds]
+                + (["deflate"] if self.deflate else []))
 
 
 def wsload(*arguments, timeout=120):
@@ -228,10 +240,10 @@ def idle_memory(server_class, row):
     made), so one-time costs stay in the baseline."""
     server = server_class().start()
     try:
-        wsload("echo", server.port, "/echo", 4, 4096, 0.3, *(["deflate"] if row.deflate else []))
+        wsload("echo", server.port, server.path, 4, 4096, 0.3, *(["deflate"] if row.deflate else []))
         became_idle(server)
         before = rss_kib(server.pids())
-        arguments = ["hold", server.port, "/echo", row.connections, 4096] + (["deflate"] if row.deflate else [])
+        arguments = ["hold", server.port, server.path, row.connections, 4096] + (["deflate"] if row.deflate else [])
         holder = subprocess.Popen([str(WSLOAD), *map(str, arguments)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         held = json.loads(holder.stdout.readline())
@@ -424,7 +436,7 @@ def main():
             runs = {server.name: [] for server in serving}
             for _ in range(options.runs):
                 for server in serving:
-                    figure = wsload(*row.wsload_arguments(server.port, options.seconds))
+                    figure = wsload(*row.wsload_arguments(server, options.seconds))
                     figure["restarted_after"] = restart_unless_idle(server)
                     runs[server.name].append(figure)
             for server in serving:

@@ -7,15 +7,22 @@ package protocol PacedInput {
     var acceptsInput: Bool { get }
 }
 
+/// A handler that awaits pongs (an async handler's `ping()`): its driver
+/// hands it every pong but the keepalive's.
+package protocol PongListener {
+    func onPong(_ payload: [UInt8])
+}
+
 /// An `AsyncWebSocketHandler` as the callbacks both drivers already run:
 /// `onOpen` starts the handler's task, `onMessage` queues for it, `onClose`
 /// ends its messages and cancels it. So the async style parks on the event
 /// MPM and holds a thread elsewhere exactly as the event style does.
-struct AsyncHandlerAdapter<Handler: AsyncWebSocketHandler>: WebSocketEventHandler, PacedInput {
+struct AsyncHandlerAdapter<Handler: AsyncWebSocketHandler>: WebSocketEventHandler, PacedInput, PongListener {
     private var handler: Handler
     /// One per connection: the adapter is a value, copied by the drivers;
-    /// the queue is shared by every copy.
+    /// the queue and the pings are shared by every copy.
     private let inbound = InboundMessages()
+    private let pings = PendingPings()
     private var socket: AsyncWebSocket?
     private var run: HandlerRun?
 
@@ -29,8 +36,12 @@ struct AsyncHandlerAdapter<Handler: AsyncWebSocketHandler>: WebSocketEventHandle
 
     var acceptsInput: Bool { inbound.hasRoom }
 
+    func onPong(_ payload: [UInt8]) {
+        pings.pongArrived(payload)
+    }
+
     mutating func onOpen(_ connection: WebSocketConnection) {
-        let socket = AsyncWebSocket(connection: connection, inbound: inbound)
+        let socket = AsyncWebSocket(connection: connection, inbound: inbound, pings: pings)
         self.socket = socket
         run = HandlerRun(handler, socket: socket, connection: connection, inbound: inbound)
     }

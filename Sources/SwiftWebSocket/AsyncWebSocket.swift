@@ -27,6 +27,9 @@ public final class AsyncWebSocket: Sendable {
 
     private let connection: WebSocketConnection
     private let inbound: InboundMessages
+    private let pings: PendingPings
+    /// A `withMessageWriter` body runs: one streamed message at a time.
+    private let isStreaming = Atomic(false)
 
     private struct Ending {
         var isClosed = false
@@ -38,9 +41,10 @@ public final class AsyncWebSocket: Sendable {
 
     private let ending = Mutex(Ending())
 
-    init(connection: WebSocketConnection, inbound: InboundMessages) {
+    init(connection: WebSocketConnection, inbound: InboundMessages, pings: PendingPings) {
         self.connection = connection
         self.inbound = inbound
+        self.pings = pings
         self.messages = Messages(inbound: inbound)
     }
 
@@ -59,6 +63,43 @@ public final class AsyncWebSocket: Sendable {
 
     public func send(binary: [UInt8]) async throws {
         try await send(.binary(binary))
+    }
+
+    /// Sends one message in pieces as `body` produces them (see
+    /// `MessageWriter`); it ends when `body` returns. If `body` throws, the
+    /// unfinished message can only be followed by a close: the connection
+    /// closes with 1011 and the error is rethrown. One at a time: a second
+    /// writer while one is open throws
+    /// `WebSocketError.fragmentedMessageInProgress`.
+    ///
+    /// ```swift
+    /// try await socket.withMessageWriter(.text) { writer in
+    ///     for try await line in lines { try await writer.write(text: line) }
+    /// }
+    /// ```
+    public func withMessageWriter<Result>(_ kind: MessageWriter.Kind,
+                                          _ body: (MessageWriter) async throws -> Result) async throws -> Result {
+        guard isStreaming.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw WebSocketError.fragmentedMessageInProgress
+        }
+        defer { isStreaming.store(false, ordering: .releasing) }
+        let writer = MessageWriter(kind: kind, connection: connection)
+        let result: Result
+        do {
+            result = try await body(writer)
+        } catch {
+            writer.abandon(after: error)
+            throw error
+        }
+        try writer.end()
+        return result
+    }
+
+    /// Sends a ping and returns when the client's pong comes: the round
+    /// trip, from when the ping was queued (behind what was queued before
+    /// it). Throws `WebSocketError.closed` if the connection closes first.
+    public func ping() async throws -> Duration {
+        try await pings.ping(through: connection)
     }
 
     /// Starts the closing handshake after what was queued before it, and
@@ -81,6 +122,7 @@ public final class AsyncWebSocket: Sendable {
     /// came before, and `close` returns.
     func connectionClosed(code: CloseCode, reason: String) {
         inbound.finish()
+        pings.connectionClosed()
         let waiters = ending.withLock { ending in
             ending.isClosed = true
             if code != .noStatusReceived && code != .abnormalClosure {

@@ -55,10 +55,13 @@ struct ConnectionCore {
     private var engine: ServerProtocol
     private var deadlines: ConnectionDeadlines
     private let outbox: Outbox
-    /// Items taken from the outbox and not yet written, last first: a
+    /// Items taken from the outbox and not yet written, newest first: a
     /// parked connection whose socket is full holds them, and takes nothing
     /// more until they are out, so the outbox's bound holds.
-    private var undelivered: [Outbox.Item] = []
+    private var undelivered: [Outbox.Entry] = []
+    /// A streamed message from the outbox (`Outbox.Item.fragment`) is
+    /// unfinished: only what goes between its fragments is written.
+    private var streamingQueued = false
     /// The outbox refused a send after the items in `undelivered`: the
     /// connection closes once they are written.
     private var overflowAfterUndelivered: CloseCode?
@@ -248,34 +251,62 @@ struct ConnectionCore {
     /// socket still holds earlier output, when only an overflow is looked
     /// at (a client that does not read is closed all the same).
     mutating func deliverQueued(_ write: Write, writable: Bool = true) throws -> Queued {
-        // Frames of another message cannot go between a message's fragments.
-        guard isOpen, engine.fragmentedMessageOpcode == nil else { return .nothing }
+        guard isOpen else { return .nothing }
+        // Nothing goes between the fragments of the owner's own message
+        // (`WebSocket.sendFragment`).
+        guard engine.fragmentedMessageOpcode == nil || streamingQueued else { return .nothing }
         guard writable else {
             // A client that stopped reading is closed now: what was
             // queued for it could not be written anyway.
             if let code = outbox.overflow ?? overflowAfterUndelivered { return overflowed(code) }
             return .nothing
         }
-        if undelivered.isEmpty {
-            if overflowAfterUndelivered == nil {
-                let taken = outbox.takeAll()
-                undelivered = taken.items.reversed()
-                overflowAfterUndelivered = taken.overflow
-            }
-            if undelivered.isEmpty, let code = overflowAfterUndelivered { return overflowed(code) }
-        }
-        switch undelivered.popLast() {
-        case nil:
+        guard let entry = nextUndelivered() else {
+            if let code = overflowAfterUndelivered { return overflowed(code) }
             return .nothing
-        case .message(let message)?:
+        }
+        switch entry.item {
+        case .message(let message):
             try send(message, write)
-        case .shared(let shared)?:
+        case .shared(let shared):
             try send(shared, write)
-        case .close(let code, let reason)?:
+        case .fragment(let opcode, let payload, let isFinal):
+            try payload.withUnsafeBytes { bytes in try sendFragment(opcode, bytes, isFinal: isFinal, write) }
+            streamingQueued = !isFinal
+            if isFinal && !undelivered.isEmpty { takeOverlapped() }
+        case .ping(let payload):
+            try ping(payload, write)
+        case .close(let code, let reason):
             shutOutbox()
             return .close(code, reason: reason)
         }
         return .delivered
+    }
+
+    /// The oldest item to write, taken from the outbox when none was held;
+    /// while a streamed message is unfinished, the oldest that may go
+    /// between its fragments (what the outbox has of them is taken when
+    /// none is held), the others waiting for its end.
+    private mutating func nextUndelivered() -> Outbox.Entry? {
+        let goesNow: (Outbox.Entry) -> Bool = { [streamingQueued] in !streamingQueued || $0.item.goesBetweenFragments }
+        if overflowAfterUndelivered == nil && !undelivered.contains(where: goesNow) {
+            let taken = streamingQueued ? outbox.takeBetweenFragments() : outbox.takeAll()
+            // All newer than what is held.
+            undelivered = taken.entries.reversed() + undelivered
+            overflowAfterUndelivered = taken.overflow
+        }
+        guard let index = undelivered.lastIndex(where: goesNow) else { return nil }
+        return index == undelivered.count - 1 ? undelivered.popLast() : undelivered.remove(at: index)
+    }
+
+    /// A streamed message ended with items held that its pieces overtook,
+    /// and the outbox may hold older ones than some of those: all of them
+    /// in the order they were queued.
+    private mutating func takeOverlapped() {
+        guard overflowAfterUndelivered == nil else { return }
+        let taken = outbox.takeAll()
+        undelivered = (undelivered + taken.entries).sorted { $0.sequence > $1.sequence }
+        overflowAfterUndelivered = taken.overflow
     }
 
     /// A send was refused: past the outbox's bound (1008) or the memory
@@ -314,6 +345,7 @@ struct ConnectionCore {
         outbox.close()
         undelivered = []
         overflowAfterUndelivered = nil
+        streamingQueued = false
     }
 
     // MARK: Transport

@@ -238,8 +238,10 @@ package final class ParkedConnection: @unchecked Sendable {
                     // message, in the order the client sent them.
                     try deliverQueued()
                 }
-            case .pong:
-                break  // any input answers the keepalive ping (ConnectionCore.read)
+            case .pong(let payload):
+                // An awaited ping's (any input answers the keepalive's,
+                // ConnectionCore.read).
+                (handler as? any PongListener)?.onPong(payload)
             case .peerClosed:
                 // Answer with the client's code, unless ours went first.
                 if core.state == .closeReceived {
@@ -346,6 +348,14 @@ private final class ParkedTransport: MessageTransport {
 
     func waitForRoomToSend() async {
         await outbox.waitForRoomToSend()
+    }
+
+    func waitForRoomToStream() async {
+        await outbox.waitForRoomToStream()
+    }
+
+    func queue(_ item: Outbox.Item) throws {
+        try enqueue(item)
     }
 
     func send(_ message: Message) throws {

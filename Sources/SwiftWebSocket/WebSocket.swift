@@ -41,6 +41,21 @@ public final class WebSocket: @unchecked Sendable {
         await outbox.waitForRoomToSend()
     }
 
+    package func waitForRoomToStream() async {
+        await outbox.waitForRoomToStream()
+    }
+
+    /// Queues `item` even on the owner's thread: what only the outbox
+    /// carries, written as the owner delivers what is queued.
+    package func queue(_ item: Outbox.Item) throws {
+        do {
+            if try outbox.enqueue(item) { io.wake() }
+        } catch .peerTooSlow {
+            io.wake()  // the owner closes it
+            throw WebSocketError.peerTooSlow
+        }
+    }
+
     private var core: ConnectionCore
     private let io: any ConnectionIO
     /// The core's outbox, which other threads fill (the core itself is the
@@ -270,12 +285,7 @@ public final class WebSocket: @unchecked Sendable {
             try io.checkAccess()
             return true
         } catch .wrongThread {
-            do {
-                if try outbox.enqueue(item) { io.wake() }
-            } catch .peerTooSlow {
-                io.wake()  // the owner closes it
-                throw WebSocketError.peerTooSlow
-            }
+            try queue(item)
             return false
         }
     }

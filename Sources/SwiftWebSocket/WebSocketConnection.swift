@@ -45,6 +45,25 @@ public final class WebSocketConnection: Sendable {
         await transport.waitForRoomToSend()
     }
 
+    /// Queues the next piece of a streamed message (an async handler's
+    /// `MessageWriter`): it goes out between what was queued before the
+    /// message began and what is queued after it ends.
+    package func queueFragment(_ opcode: Opcode, _ piece: [UInt8], isFinal: Bool) throws {
+        try transport.queue(.fragment(opcode, piece, isFinal: isFinal))
+    }
+
+    /// Queues a ping (an async handler's `ping()`); its pong comes to the
+    /// handler as `PongListener`.
+    package func queuePing(_ payload: [UInt8]) throws {
+        try transport.queue(.ping(payload))
+    }
+
+    /// Waits while the pieces of a streamed message queued for the client
+    /// reach half the queue's bound.
+    package func waitForRoomToStream() async {
+        await transport.waitForRoomToStream()
+    }
+
     public func send(text: String) throws {
         try send(.text(text))
     }
@@ -71,6 +90,11 @@ package protocol MessageTransport: AnyObject, Sendable {
     func requestClose(code: CloseCode, reason: String)
     /// Waits while the queue for the client holds half its bound or more.
     func waitForRoomToSend() async
+    /// Queues what only the outbox carries (a streamed message's pieces,
+    /// an awaited ping), from any thread, the owner's too.
+    func queue(_ item: Outbox.Item) throws
+    /// Waits while what goes between fragments holds half the bound.
+    func waitForRoomToStream() async
 }
 
 extension WebSocket: MessageTransport {
@@ -84,5 +108,11 @@ extension Outbox {
     /// sent after the wait has room below it.
     func waitForRoomToSend() async {
         await waitForRoom(below: limit / 2)
+    }
+
+    /// A streamed message's writer: its own pieces only, since what waits
+    /// for the message's end cannot leave before it.
+    func waitForRoomToStream() async {
+        await waitForRoom(below: limit / 2, betweenFragments: true)
     }
 }

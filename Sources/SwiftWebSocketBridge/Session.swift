@@ -157,6 +157,7 @@ final class Session {
                                              closeTimeout: keepalive.closeTimeout)
         do {
             try slowCalls.timing("onOpen", log: io.log) { try handler.onOpen(connection) }
+            if let listener = handler as? any PongListener { socket.onPong = listener.onPong }
             let pacing = handler as? any PacedInput
             while true {
                 if let pacing { try socket.holdInput { pacing.acceptsInput } }

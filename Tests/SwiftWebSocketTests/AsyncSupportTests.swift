@@ -91,4 +91,52 @@ import Testing
         await driver.value
         #expect(received == (0..<count).map { .text("\($0)") })
     }
+
+    /// What an async handler queues, kept for the test to answer: the
+    /// drivers' outbox path is covered against httpd (test_async.py).
+    final class QueuedItems: MessageTransport {
+        let items = Mutex<[Outbox.Item]>([])
+        var isOpen: Bool { true }
+        func send(_ message: Message) throws { items.withLock { $0.append(.message(message)) } }
+        func send(_ shared: SharedMessage) throws {}
+        func requestClose(code: CloseCode, reason: String) {}
+        func waitForRoomToSend() async {}
+        func queue(_ item: Outbox.Item) throws { items.withLock { $0.append(item) } }
+        func waitForRoomToStream() async {}
+
+        var pingPayloads: [[UInt8]] {
+            items.withLock { items in items.compactMap { if case .ping(let payload) = $0 { payload } else { nil } } }
+        }
+    }
+
+    static func connection(_ transport: QueuedItems) -> WebSocketConnection {
+        WebSocketConnection(request: UpgradeRequest(resource: "/ping"), subprotocol: nil, transport: transport,
+                            closeTimeout: .seconds(1))
+    }
+
+    @Test func aPongAnswersItsPingAndEveryEarlierOneWhileOthersPongsAreIgnored() async throws {
+        let transport = QueuedItems()
+        let connection = Self.connection(transport)
+        let pings = PendingPings()
+        let first = Task { try await pings.ping(through: connection) }
+        while transport.pingPayloads.count < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        let second = Task { try await pings.ping(through: connection) }
+        while transport.pingPayloads.count < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        try await Task.sleep(for: .milliseconds(30))
+        pings.pongArrived(Array("the client's own".utf8))
+        pings.pongArrived(transport.pingPayloads[1])
+        let (firstTrip, secondTrip) = (try await first.value, try await second.value)
+        #expect(firstTrip >= .milliseconds(30) && secondTrip >= .milliseconds(30))
+        #expect(firstTrip < .seconds(5) && secondTrip <= firstTrip)
+    }
+
+    @Test func pingsStillWaitingThrowWhenTheConnectionClosesAndLaterOnesAtOnce() async throws {
+        let transport = QueuedItems()
+        let pings = PendingPings()
+        let waiting = Task { try await pings.ping(through: Self.connection(transport)) }
+        while transport.pingPayloads.isEmpty { try await Task.sleep(for: .milliseconds(1)) }
+        pings.connectionClosed()
+        await #expect(throws: WebSocketError.closed) { try await waiting.value }
+        await #expect(throws: WebSocketError.closed) { try await pings.ping(through: Self.connection(transport)) }
+    }
 }

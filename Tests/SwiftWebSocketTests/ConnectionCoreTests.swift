@@ -207,4 +207,72 @@ struct ConnectionCoreTests {
         #expect(try core.deliverQueued(Self.write(wire)) == .delivered)
         #expect(wire.take() == [0x01, 3] + Array("one".utf8) + [0x80, 3] + Array("two".utf8) + Self.serverText("queued"))
     }
+
+    /// Delivers what is queued until the outbox gives nothing more.
+    static func deliverAll(_ core: inout ConnectionCore, _ wire: Wire) throws -> [ConnectionCore.Queued] {
+        var results: [ConnectionCore.Queued] = []
+        while true {
+            let result = try core.deliverQueued(write(wire))
+            guard result != .nothing else { return results }
+            results.append(result)
+        }
+    }
+
+    @Test func aQueuedStreamOvertakesWhatWasQueuedAfterItBeganAndThatFollowsInOrder() throws {
+        let wire = Wire()
+        let outbox = Outbox(limit: 1 << 20)
+        var core = Self.core(wire, outbox: outbox)
+        _ = try outbox.enqueue(.message(.text("before")))
+        _ = try outbox.enqueue(.fragment(.text, Array("one".utf8), isFinal: false))
+        _ = try outbox.enqueue(.message(.text("during")))
+        #expect(try Self.deliverAll(&core, wire) == [.delivered, .delivered])
+        #expect(wire.take() == Self.serverText("before") + [0x01, 3] + Array("one".utf8))
+        _ = try outbox.enqueue(.ping(Array("p".utf8)))
+        _ = try outbox.enqueue(.fragment(.text, [], isFinal: true))
+        _ = try outbox.enqueue(.message(.text("after")))
+        #expect(try Self.deliverAll(&core, wire) == [.delivered, .delivered, .delivered, .delivered])
+        #expect(wire.take() == [0x89, 1] + Array("p".utf8) + [0x80, 0] + Self.serverText("during")
+                + Self.serverText("after"))
+    }
+
+    @Test func aCloseQueuedAfterAStreamWaitsForWhatTheStreamOvertook() throws {
+        let wire = Wire()
+        let outbox = Outbox(limit: 1 << 20)
+        var core = Self.core(wire, outbox: outbox)
+        _ = try outbox.enqueue(.fragment(.binary, [1], isFinal: false))
+        #expect(try Self.deliverAll(&core, wire) == [.delivered])
+        _ = try outbox.enqueue(.message(.text("overtaken")))
+        _ = try outbox.enqueue(.fragment(.binary, [2], isFinal: true))
+        _ = try outbox.enqueue(.close(.normalClosure, reason: ""))
+        #expect(try Self.deliverAll(&core, wire) == [.delivered, .delivered, .close(.normalClosure, reason: "")])
+        #expect(wire.take() == [0x02, 1, 1, 0x80, 1, 2] + Self.serverText("overtaken"))
+    }
+
+    @Test func aCloseEndsAnUnfinishedQueuedStream() throws {
+        let wire = Wire()
+        let outbox = Outbox(limit: 1 << 20)
+        var core = Self.core(wire, outbox: outbox)
+        _ = try outbox.enqueue(.fragment(.text, Array("half".utf8), isFinal: false))
+        _ = try outbox.enqueue(.message(.text("waits")))
+        _ = try outbox.enqueue(.close(.internalError, reason: ""))
+        #expect(try Self.deliverAll(&core, wire) == [.delivered, .close(.internalError, reason: "")])
+        #expect(wire.take() == [0x01, 4] + Array("half".utf8))
+        #expect(!outbox.isOpen)
+    }
+
+    @Test func aStreamsWriterWaitsOnItsOwnPiecesNotOnWhatWaitsForItsEnd() async throws {
+        let wire = Wire()
+        let outbox = Outbox(limit: 100)
+        var core = Self.core(wire, outbox: outbox)
+        _ = try outbox.enqueue(.fragment(.text, Array("a".utf8), isFinal: false))
+        #expect(try core.deliverQueued(Self.write(wire)) == .delivered)
+        _ = try outbox.enqueue(.message(.text(String(repeating: "m", count: 60))))
+        // 60 of 100 bytes queued wait for the stream's end: a sender waits,
+        // the stream's writer does not.
+        await outbox.waitForRoomToStream()
+        _ = try outbox.enqueue(.fragment(.text, Array("b".utf8), isFinal: true))
+        #expect(try Self.deliverAll(&core, wire) == [.delivered, .delivered])
+        #expect(wire.take() == [0x01, 1] + Array("a".utf8) + [0x80, 1] + Array("b".utf8)
+                + Self.serverText(String(repeating: "m", count: 60)))
+    }
 }

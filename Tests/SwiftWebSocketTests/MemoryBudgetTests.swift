@@ -89,8 +89,8 @@ import Testing
         #expect(throws: WebSocketError.peerTooSlow) {
             _ = try outbox.enqueue(.message(.binary(Array(repeating: 0, count: 6000))))
         }
-        let (items, overflow) = outbox.takeAll()
-        #expect(items.count == 1 && overflow == .tryAgainLater)
+        let (entries, overflow) = outbox.takeAll()
+        #expect(entries.count == 1 && overflow == .tryAgainLater)
         #expect(budget.inUse == 0, "what the owner took is no longer the budget's")
     }
 

@@ -208,4 +208,55 @@ def test_async_handlers_run_on_held_threads_on_other_mpms(server_with, root, mpm
     server = server_with(handler_root=root, mpm=mpm, extra_conf=ASYNC_CONF)
     assert echoes(server.port, "/echo_async")
     assert echoes(server.port, "/async_behaviours")
+    assert 300_000 <= ping_round_trip_us(server.port, 0.3) < 1_300_000
     assert "parked in the MPM" not in server.error_log
+
+
+def ping_round_trip_us(port, pong_delay):
+    """Has the handler ping, answers after `pong_delay` seconds, and returns
+    the round trip it measured."""
+    ws = RawWebSocket(port, "/async_behaviours", timeout=10)
+    ws.send(frame(0x1, b"ping"))
+    fin, opcode, payload = ws.read_frame()
+    assert (fin, opcode) == (True, 0x9)
+    time.sleep(pong_delay)
+    ws.send(frame(0xA, payload))
+    fin, opcode, reply = ws.read_frame()
+    ws.close()
+    assert (fin, opcode) == (True, 0x1)
+    return int(reply.decode().split()[2])
+
+
+def test_ping_returns_the_round_trip_to_the_clients_pong(server):
+    assert 500_000 <= ping_round_trip_us(server.port, 0.5) < 1_500_000
+    assert ping_round_trip_us(server.port, 0) < 500_000
+
+
+def test_a_streamed_message_goes_out_piece_by_piece_and_what_was_sent_meanwhile_follows(server):
+    ws = RawWebSocket(server.port, "/async_behaviours", timeout=10)
+    started = time.monotonic()
+    ws.send(frame(0x1, b"stream 5"))
+    assert ws.read_frame() == (False, 0x1, b"piece 0;")
+    assert time.monotonic() - started < 0.5, "the first piece waited for the others"
+    for index in range(1, 5):
+        assert ws.read_frame() == (False, 0x0, f"piece {index};".encode())
+    assert ws.read_frame() == (True, 0x0, b"")
+    assert ws.read_frame() == (True, 0x1, b"overtaken")
+    ws.close()
+
+
+def test_a_streamed_message_whose_writer_throws_is_cut_by_a_1011(server):
+    ws = RawWebSocket(server.port, "/async_behaviours", timeout=10)
+    ws.send(frame(0x1, b"stream-throw"))
+    assert ws.read_frame() == (False, 0x2, b"\x01\x02\x03")
+    assert ws.read_close() == 1011
+    ws.close()
+    assert "a streamed message was left unfinished (Thrown()); closing with 1011" in server.error_log
+
+
+def test_a_client_library_reassembles_a_streamed_message_compressed_too(server):
+    async def scenario():
+        async with connect(server.url("/async_behaviours"), compression="deflate") as ws:
+            await ws.send("stream 3")
+            return await asyncio.wait_for(ws.recv(), 10), await asyncio.wait_for(ws.recv(), 10)
+    assert run(scenario()) == ("piece 0;piece 1;piece 2;", "overtaken")

@@ -123,3 +123,17 @@ def test_graceful_restart_closes_streams_with_1001(server):
     server.graceful()
     assert ws.read_close() == 1001
     ws.close()
+
+
+def test_an_async_handler_echoes_over_http2(server):
+    # On an HTTP/2 stream the async handler's task runs beside a held
+    # thread; a message past the stream window waits on flow control.
+    payload = os.urandom(1024 * 1024)
+    ws = H2WebSocket(server.tls_port, "/echo_async", timeout=30)
+    ws.send(frame(0x1, "über h2".encode()))
+    assert ws.read_frame() == (True, 0x1, "über h2".encode())
+    ws.send(frame(0x2, payload))
+    assert ws.read_frame() == (True, 0x2, payload)
+    ws.send(frame(0x8, struct.pack("!H", 1000)))
+    assert ws.read_close() == 1000
+    ws.close()

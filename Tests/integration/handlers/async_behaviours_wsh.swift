@@ -9,6 +9,11 @@ import SwiftWebSocket
 /// - "stall S": takes no message for S seconds, then echoes.
 /// - "wait": awaits forever, logging when it is cancelled.
 /// - "stubborn": blocks its thread 3 s, ignoring cancellation.
+/// - "ping": pings, then sends "round trip N µs".
+/// - "stream N": streams a text message of N pieces "piece i;", 0.2 s
+///   apart; a message sent after the first piece ("overtaken") waits for
+///   its end.
+/// - "stream-throw": streams one piece, then throws.
 /// Otherwise it echoes.
 struct AsyncBehaviours: AsyncWebSocketHandler {
     struct Thrown: Error {}
@@ -42,6 +47,22 @@ struct AsyncBehaviours: AsyncWebSocketHandler {
             }
         case "stubborn":
             usleep(3_000_000)
+        case "ping":
+            let (seconds, attoseconds) = try await socket.ping().components
+            try await socket.send(text: "round trip \(seconds * 1_000_000 + attoseconds / 1_000_000_000_000) µs")
+        case "stream":
+            try await socket.withMessageWriter(.text) { writer in
+                for index in 0..<Int(words[1])! {
+                    try await writer.write(text: "piece \(index);")
+                    if index == 0 { try await socket.send(text: "overtaken") }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
+        case "stream-throw":
+            try await socket.withMessageWriter(.binary) { writer in
+                try await writer.write(binary: [1, 2, 3])
+                throw Thrown()
+            }
         default:
             try await socket.send(first)
         }
