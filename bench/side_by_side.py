@@ -298,6 +298,7 @@ def summarize(runs):
         "p50_us": median([run["p50_us"] for run in good]),
         "p99_us": median([run["p99_us"] for run in good]),
         "completed": median([run.get("completed") for run in good]),
+        "client_cpu_percent": median([run["client_cpu"] * 100 for run in good]),
         "errors": sum(run["errors"] for run in good),
         "never_upgraded": max((run["never_upgraded"] for run in good), default=0),
         "failed": failed[0] if failed else None,
@@ -356,11 +357,11 @@ def table(rows, names, results):
         module_figure = results.get((row.label, names[0]))
         for name in names:
             figure = results.get((row.label, name))
-            if figure is None:
+            if figure is None or figure.get(key) is None:
                 line += f"{'':>{column}}"
                 continue
             text = formatter(figure[key]) + flag(figure, row.connections)
-            if name != names[0] and module_figure is not None:
+            if name != names[0] and module_figure is not None and higher_is_better is not None:
                 text += " " + format_advantage(advantage(module_figure[key], figure[key], higher_is_better))
             line += f"{text:>{column}}"
         return line
@@ -369,6 +370,10 @@ def table(rows, names, results):
             ("messages or handshakes per second", "rate", True, format_rate, ("echo", "handshakes")),
             ("p50 round trip, microseconds", "p50_us", False, format_whole, ("echo", "handshakes")),
             ("p99 round trip, microseconds", "p99_us", False, format_whole, ("echo", "handshakes")),
+            # What the load generator took of the 2 cores it shares with
+            # the server: where it is near a core, it is the bottleneck.
+            ("load generator's CPU, % of one core", "client_cpu_percent", None, format_whole,
+             ("echo", "handshakes")),
             ("memory per idle connection, KiB", "kib_per_connection", False, format_tenths, ("memory",))]:
         chosen = [row for row in rows if row.kind in kinds]
         if chosen:

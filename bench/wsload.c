@@ -12,8 +12,10 @@
  * echo and handshakes print one JSON object: messages (or handshakes) per
  * second over the measured part of the run, how many round trips ended in
  * it (completed), p50/p99 round trip in
- * microseconds, the errors seen over the whole run, and how many
- * connections never got their 101. The measured part starts after a
+ * microseconds, the errors seen over the whole run, how many
+ * connections never got their 101, and wsload's own CPU over the measured
+ * part as a share of one core (client_cpu): on a machine it shares with
+ * the server, what it takes the server does not get. The measured part starts after a
  * warm-up that begins once every connection has upgraded, so opening
  * 1,000 connections is not measured as echo time.
  *
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -326,6 +329,14 @@ static int by_value(const void *a, const void *b)
 }
 
 /* The smallest sample at or above the fraction p of all (nearest rank). */
+/* User and system CPU this process has used. */
+static double cpu_seconds(void)
+{
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
 static double percentile(double p)
 {
     size_t rank;
@@ -368,7 +379,7 @@ int main(int argc, char **argv)
     const char *path;
     size_t size = 0;
     connection *connections;
-    double started;
+    double started, cpu_from, cpu_used;
     int i;
 
     if (argc >= 6 && strcmp(argv[1], "handshakes") == 0) {
@@ -445,12 +456,15 @@ int main(int argc, char **argv)
     }
     measure_from = now() + WARMUP_SECONDS;
     measure_until = measure_from + seconds;
+    run_loop(count, measure_from, NULL);
+    cpu_from = cpu_seconds();
     run_loop(count, measure_until, NULL);
+    cpu_used = cpu_seconds() - cpu_from;
 
     qsort(samples, sample_count, sizeof(double), by_value);
     printf("{\"rate\": %.1f, \"completed\": %ld, \"p50_us\": %.1f, \"p99_us\": %.1f, \"errors\": %ld, "
-           "\"never_upgraded\": %d}\n",
+           "\"never_upgraded\": %d, \"client_cpu\": %.2f}\n",
            completed / seconds, completed, percentile(0.50) * 1e6, percentile(0.99) * 1e6, errors,
-           measuring_handshakes ? 0 : never_upgraded(connections, count));
+           measuring_handshakes ? 0 : never_upgraded(connections, count), cpu_used / seconds);
     return 0;
 }

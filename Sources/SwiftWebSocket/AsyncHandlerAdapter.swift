@@ -5,6 +5,9 @@ import Synchronization
 package protocol PacedInput {
     /// Whether the driver may read more input now.
     var acceptsInput: Bool { get }
+    /// Whether the handler has taken every message and sent its answers:
+    /// the driver looks before a close or a violation ends the input.
+    var isCaughtUp: Bool { get }
 }
 
 /// A handler that awaits pongs (an async handler's `ping()`): its driver
@@ -35,6 +38,7 @@ struct AsyncHandlerAdapter<Handler: AsyncWebSocketHandler>: WebSocketEventHandle
     }
 
     var acceptsInput: Bool { inbound.hasRoom }
+    var isCaughtUp: Bool { inbound.isCaughtUp }
 
     func onPong(_ payload: [UInt8]) {
         pings.pongArrived(payload)

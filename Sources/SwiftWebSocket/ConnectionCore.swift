@@ -119,6 +119,16 @@ struct ConnectionCore {
         engine.receive(bytes, work: &work)
     }
 
+    /// The next event is the peer's close or a violation (`nextEvent` acts
+    /// on it as it hands it out).
+    var nextEventEndsInput: Bool { engine.nextEventEndsInput }
+
+    /// How long a handler that answers later (`PacedInput`) is given to
+    /// answer the messages before a close or a violation, before the close
+    /// goes out: the client's messages are answered in the order it sent
+    /// them, as a callback's are (Autobahn 4.1.3, 4.2.3, 5.15).
+    static let catchUpBeforeClosing: Int64 = 100_000_000
+
     /// The next event for the handler, nil when more input is needed. Pings
     /// are answered and protocol violations closed (and logged) on the way.
     mutating func nextEvent(_ write: Write) throws -> Event? {

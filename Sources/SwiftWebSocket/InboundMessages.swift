@@ -28,6 +28,14 @@ final class InboundMessages: Sendable {
     /// Whether the driver may read more input for it.
     var hasRoom: Bool { room.load(ordering: .acquiring) }
 
+    /// Whether the handler took every message and waits for the next (or
+    /// has ended): whatever it sends in answer to them is queued.
+    var isCaughtUp: Bool {
+        state.withLock { state in
+            state.head == state.messages.count && (state.waiter != nil || state.isFinished)
+        }
+    }
+
     /// A message arrived. Always taken: what was read already is kept, and
     /// the driver looks at `hasRoom` before it reads more.
     func push(_ message: Message) {

@@ -46,6 +46,8 @@ package final class ParkedConnection: @unchecked Sendable {
 
     /// The earliest timer scheduled and not yet fired.
     private var timerDue: MonotonicInstant?
+    /// Until when a close waits for the handler's answers (`closeAwaitsHandler`).
+    private var catchUpDeadline: MonotonicInstant?
 
     /// A timer step that could not write everything tries again this soon:
     /// the MPM polls for writability only when it resumed the connection.
@@ -226,8 +228,31 @@ package final class ParkedConnection: @unchecked Sendable {
         }
     }
 
+    /// Whether the close or violation that comes next waits for a handler
+    /// that answers later (`PacedInput`) to answer what came before it, up
+    /// to `ConnectionCore.catchUpBeforeClosing`. The connection waits
+    /// parked, looked at again by a timer: the client has sent what it
+    /// had, so the MPM does not resume it for input meanwhile.
+    private func closeAwaitsHandler() -> Bool {
+        guard let pacing, core.nextEventEndsInput, !pacing.isCaughtUp else {
+            catchUpDeadline = nil
+            return false
+        }
+        let now = MonotonicInstant.now
+        let deadline = catchUpDeadline ?? now.advanced(by: ConnectionCore.catchUpBeforeClosing)
+        guard now < deadline else {
+            catchUpDeadline = nil
+            return false
+        }
+        catchUpDeadline = deadline
+        io.scheduleTimer(after: .milliseconds(2))
+        return true
+    }
+
     private func takeEvents() throws {
-        while let event = try core.nextEvent(write) {
+        while true {
+            if closeAwaitsHandler() { return }
+            guard let event = try core.nextEvent(write) else { return }
             switch event {
             case .message(let message):
                 // After our close, messages still arriving are dropped.

@@ -28,6 +28,11 @@ public final class WebSocket: @unchecked Sendable {
     /// a `ping(_:)` (or arrives unasked); keepalive pongs are not reported.
     public var onPong: (([UInt8]) -> Void)?
 
+    /// For a handler that answers later (`PacedInput`): whether it has
+    /// answered every message. A close or violation that comes next waits
+    /// for it (up to `ConnectionCore.catchUpBeforeClosing`).
+    package var handlerIsCaughtUp: (() -> Bool)?
+
     /// Logs to Apache's error log against this connection's request.
     public var logger: Logger { request.logger }
 
@@ -110,7 +115,11 @@ public final class WebSocket: @unchecked Sendable {
         if let since = handlerCodeSince { slowCalls.check(since: since, "transferData", log: io.log) }
         defer { if slowCalls.isOn { handlerCodeSince = .now } }
         while true {
-            while let event = try core.nextEvent(write) {
+            while true {
+                if let handlerIsCaughtUp, core.nextEventEndsInput {
+                    try holdInput(until: handlerIsCaughtUp, atMost: ConnectionCore.catchUpBeforeClosing)
+                }
+                guard let event = try core.nextEvent(write) else { break }
                 if let message = handle(event) { return message }
             }
             // After our close, keep reading to reach the peer's.
@@ -121,11 +130,13 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     /// Reads nothing until `ready` says so (an async handler behind its
-    /// input, `PacedInput`), writing what other threads send and meeting
-    /// the deadlines meanwhile. Owner only.
-    package func holdInput(until ready: () -> Bool) throws {
+    /// input, `PacedInput`) or `atMost` nanoseconds passed, writing what
+    /// other threads send and meeting the deadlines meanwhile. Owner only.
+    package func holdInput(until ready: () -> Bool, atMost limit: Int64? = nil) throws {
         try io.checkAccess()
+        let deadline = limit.map { MonotonicInstant.now.advanced(by: $0) }
         while !ready() && core.isOpen {
+            if let deadline, MonotonicInstant.now >= deadline { break }
             try deliverQueued()
             if try core.actOnDeadlinesWhileInputHeld(at: .now, isStopping: io.isStopping, write) == .drop {
                 core.endTransport()
@@ -133,6 +144,7 @@ public final class WebSocket: @unchecked Sendable {
             }
             usleep(ConnectionCore.inputHeldPollMicroseconds)
         }
+        if core.isOpen { try deliverQueued() }
     }
 
     /// Acts on one of the core's events; returns it if it is a message.
@@ -269,8 +281,9 @@ public final class WebSocket: @unchecked Sendable {
     /// empty one) unless one went out already.
     package func finish(code: CloseCode?, reason: String = "") {
         core.shutOutbox()
-        // The handler's closure may hold the socket: break the cycle.
+        // The handler's closures may hold the socket: break the cycle.
         onPong = nil
+        handlerIsCaughtUp = nil
         try? closeAsOwner(code: code, reason: reason)
     }
 

@@ -159,6 +159,7 @@ final class Session {
             try slowCalls.timing("onOpen", log: io.log) { try handler.onOpen(connection) }
             if let listener = handler as? any PongListener { socket.onPong = listener.onPong }
             let pacing = handler as? any PacedInput
+            if let pacing { socket.handlerIsCaughtUp = { pacing.isCaughtUp } }
             while true {
                 if let pacing { try socket.holdInput { pacing.acceptsInput } }
                 guard let message = try socket.receive() else { break }

@@ -189,6 +189,17 @@ public struct ServerProtocol {
         return event
     }
 
+    /// Whether the next event ends the input: the peer's close or a
+    /// violation. A driver whose handler answers later (an async handler's
+    /// task) lets it answer what came before first.
+    public var nextEventEndsInput: Bool {
+        guard nextEventIndex < events.count else { return false }
+        switch events[nextEventIndex] {
+        case .close, .failed: return true
+        case .message, .ping, .pong: return false
+        }
+    }
+
     /// The transport ended without a close handshake.
     public mutating func connectionLost() {
         state = .closed
