@@ -260,3 +260,14 @@ def test_a_client_library_reassembles_a_streamed_message_compressed_too(server):
             await ws.send("stream 3")
             return await asyncio.wait_for(ws.recv(), 10), await asyncio.wait_for(ws.recv(), 10)
     assert run(scenario()) == ("piece 0;piece 1;piece 2;", "overtaken")
+
+
+def test_messages_before_a_violation_are_answered_before_the_1002(server):
+    # One write: a message, then a frame with a reserved opcode. The
+    # handler's echo comes from its task, after the driver read both: the
+    # close waits for it, as a callback's answer would go first.
+    ws = RawWebSocket(server.port, "/echo_async", timeout=10)
+    ws.send(frame(0x1, b"before") + frame(0x3, b""))
+    assert ws.read_frame() == (True, 0x1, b"before")
+    assert ws.read_close() == 1002
+    ws.close()
