@@ -78,7 +78,7 @@ private final class HandlerRun: Sendable {
         // The instance is the task's alone from here on: the handshake that
         // used it has ended, and nothing else keeps it.
         let handler = UncheckedSendable<any AsyncWebSocketHandler>(handler)
-        task = Task {
+        task = Task(executorPreference: connection.handlerExecutor) {
             defer {
                 inbound.handlerEnded()
                 ending.hasEnded.store(true, ordering: .releasing)

@@ -31,6 +31,8 @@ package final class ParkedConnection: @unchecked Sendable {
     private var core: ConnectionCore
     private let io: any ParkedConnectionIO
     private let transport: ParkedTransport
+    /// Where an async handler's task runs (`ConnectionExecutor`).
+    private let handlerJobs: ConnectionExecutor?
     private let gate = DriverGate()
     private let readBuffer: UnsafeMutableRawBufferPointer
     private let slowCalls: SlowCallWatch
@@ -56,6 +58,8 @@ package final class ParkedConnection: @unchecked Sendable {
     /// have the worker: 16 reads (an inflated slice may go past it by about
     /// a MiB, MessageExtension.decodeSlice).
     static let workTurn = 16 * WebSocket.readBufferSize
+    /// The most batches of an async handler's jobs one delivery runs.
+    static let handlerJobBatches = 64
 
     package init(handler: any WebSocketEventHandler, handlerName: String, request: UpgradeRequest,
                  subprotocol: String?, limits: Limits, keepalive: Keepalive, compression: PerMessageDeflate?,
@@ -64,16 +68,21 @@ package final class ParkedConnection: @unchecked Sendable {
         let memory = MemoryBudget.shared.openAccount()
         let outbox = Outbox(limit: limits.maxQueuedBytes, memory: memory)
         self.handler = handler
-        self.pacing = handler as? any PacedInput
+        let pacing = handler as? any PacedInput
+        self.pacing = pacing
         self.handlerName = handlerName
         self.core = ConnectionCore(limits: limits, keepalive: keepalive, compression: compression, outbox: outbox,
                                    memory: memory, meter: meter, now: .now) { [io] level, message in
             io.log(level, message)
         }
         self.io = io
-        self.transport = ParkedTransport(outbox: outbox, io: io)
+        let transport = ParkedTransport(outbox: outbox, io: io)
+        self.transport = transport
+        // An async handler's task runs in this connection's steps.
+        let handlerJobs = pacing == nil ? nil : ConnectionExecutor { transport.wakeUnlessDriving() }
+        self.handlerJobs = handlerJobs
         self.connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: transport,
-                                              closeTimeout: keepalive.closeTimeout)
+                                              closeTimeout: keepalive.closeTimeout, handlerExecutor: handlerJobs)
         self.readBuffer = .allocate(byteCount: WebSocket.readBufferSize, alignment: 8)
         self.slowCalls = slowCalls
         self.write = { [io] first, second in try io.write(first, second) }
@@ -189,9 +198,13 @@ package final class ParkedConnection: @unchecked Sendable {
     /// read buffer serves any amount of input; or until a turn's work
     /// (`workTurn`: bytes read and inflated) is done, then returns true: a
     /// client that never stops sending must not keep a worker from the
-    /// others. What was read and not parsed waits in `unparsed`.
+    /// others. What was read and not parsed waits in `unparsed`. A read the
+    /// host says emptied the input is not followed by one that would find
+    /// nothing: a syscall and a pass through the input filters per message
+    /// (the MPM's poll sees anything that comes after).
     private func readAll(at now: MonotonicInstant) throws -> Bool {
         var work = Self.workTurn
+        var inputEmptied = false
         while core.isReading {
             guard work > 0 else { return true }
             if let pacing, !pacing.acceptsInput {
@@ -199,9 +212,11 @@ package final class ParkedConnection: @unchecked Sendable {
                 continue
             }
             if unparsed.isEmpty {
-                guard let count = try? core.read(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }),
+                guard !inputEmptied,
+                      let count = try? core.read(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }),
                       count > 0 else { return false }
                 unparsed = 0..<count
+                inputEmptied = io.lastReadEmptiedInput
             }
             let parsed = core.receive(UnsafeRawBufferPointer(rebasing: readBuffer[unparsed]), work: &work)
             unparsed = unparsed.dropFirst(parsed)
@@ -288,11 +303,25 @@ package final class ParkedConnection: @unchecked Sendable {
         }
     }
 
+    /// Writes what the handler and other threads queued, and runs an async
+    /// handler's jobs in between, so that what it sends in answer goes out
+    /// in this step; a task that keeps making jobs gets a timer step for
+    /// the rest.
+    private func deliverQueued() throws {
+        try deliverOutbox()
+        guard let handlerJobs else { return }
+        for _ in 0..<Self.handlerJobBatches {
+            guard handlerJobs.runPending() else { return }
+            try deliverOutbox()
+        }
+        if handlerJobs.hasPending { io.scheduleTimer(after: .zero) }
+    }
+
     /// Writes what the handler and other threads queued, in order, while
     /// the socket takes it; what the core took and could not write waits
     /// there for the next step. A close the outbox asks for is sent at
     /// once, also while the socket is full.
-    private func deliverQueued() throws {
+    private func deliverOutbox() throws {
         while true {
             switch try core.deliverQueued(write, writable: !outputPending) {
             case .nothing: return
@@ -337,6 +366,12 @@ package final class ParkedConnection: @unchecked Sendable {
             core.shutOutbox()
             let (code, reason) = core.peerClose.map { ($0.code ?? .noStatusReceived, $0.reason) } ?? (.abnormalClosure, "")
             slowCalls.timing("onClose", log: io.log) { handler.onClose(connection, code: code, reason: reason) }
+            if let handlerJobs {
+                // A task that ends when cancelled ends here; what it does
+                // later runs elsewhere.
+                _ = handlerJobs.runPending()
+                handlerJobs.retire()
+            }
         }
         return .closed
     }
@@ -397,10 +432,19 @@ private final class ParkedTransport: MessageTransport {
 
     private func enqueue(_ item: Outbox.Item) throws {
         do {
-            if try outbox.enqueue(item), !isDriving { io.scheduleTimer(after: .zero) }
+            if try outbox.enqueue(item) { _ = wakeUnlessDriving() }
         } catch .peerTooSlow {
-            if !isDriving { io.scheduleTimer(after: .zero) }  // its step closes it with 1008
+            _ = wakeUnlessDriving()  // its step closes it with 1008
             throw WebSocketError.peerTooSlow
         }
+    }
+
+    /// Has a timer step the connection, unless this thread is in a step
+    /// (which writes the outbox and runs the handler's jobs before it
+    /// ends). Returns whether it did.
+    func wakeUnlessDriving() -> Bool {
+        guard !isDriving else { return false }
+        io.scheduleTimer(after: .zero)
+        return true
     }
 }

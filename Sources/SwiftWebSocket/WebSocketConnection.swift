@@ -14,13 +14,18 @@ public final class WebSocketConnection: Sendable {
     /// `SwiftWebSocketCloseTimeout`: how long an async handler may run on
     /// after its connection closed before it is logged.
     package let closeTimeout: Duration
+    /// Where an async handler's task runs: the parked connection's own
+    /// steps (`ConnectionExecutor`); nil on a held thread, where it runs
+    /// on the concurrency runtime's threads.
+    package let handlerExecutor: (any TaskExecutor)?
 
     package init(request: UpgradeRequest, subprotocol: String?, transport: any MessageTransport,
-                 closeTimeout: Duration) {
+                 closeTimeout: Duration, handlerExecutor: (any TaskExecutor)?) {
         self.request = request
         self.subprotocol = subprotocol
         self.transport = transport
         self.closeTimeout = closeTimeout
+        self.handlerExecutor = handlerExecutor
     }
 
     /// Logs to Apache's error log against this connection's request.

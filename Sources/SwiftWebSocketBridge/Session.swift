@@ -154,7 +154,7 @@ final class Session {
     /// stream): the callbacks around `receive()`.
     private func runCallbacks(_ socket: WebSocket, with handler: inout any WebSocketEventHandler) {
         let connection = WebSocketConnection(request: request, subprotocol: subprotocol, transport: socket,
-                                             closeTimeout: keepalive.closeTimeout)
+                                             closeTimeout: keepalive.closeTimeout, handlerExecutor: nil)
         do {
             try slowCalls.timing("onOpen", log: io.log) { try handler.onOpen(connection) }
             if let listener = handler as? any PongListener { socket.onPong = listener.onPong }

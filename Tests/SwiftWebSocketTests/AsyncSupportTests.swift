@@ -111,7 +111,7 @@ import Testing
 
     static func connection(_ transport: QueuedItems) -> WebSocketConnection {
         WebSocketConnection(request: UpgradeRequest(resource: "/ping"), subprotocol: nil, transport: transport,
-                            closeTimeout: .seconds(1))
+                            closeTimeout: .seconds(1), handlerExecutor: nil)
     }
 
     @Test func aPongAnswersItsPingAndEveryEarlierOneWhileOthersPongsAreIgnored() async throws {

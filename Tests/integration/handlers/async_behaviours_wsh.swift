@@ -8,7 +8,8 @@ import SwiftWebSocket
 /// - "flood N": sends N messages of 64 KiB, then "sent N" (logged as it goes).
 /// - "stall S": takes no message for S seconds, then echoes.
 /// - "wait": awaits forever, logging when it is cancelled.
-/// - "stubborn": blocks its thread 3 s, ignoring cancellation.
+/// - "stubborn": waits 3 s for a task of its own, ignoring cancellation
+///   (a detached task's is its own).
 /// - "ping": pings, then sends "round trip N µs".
 /// - "stream N": streams a text message of N pieces "piece i;", 0.2 s
 ///   apart; a message sent after the first piece ("overtaken") waits for
@@ -46,7 +47,7 @@ struct AsyncBehaviours: AsyncWebSocketHandler {
                 throw CancellationError()
             }
         case "stubborn":
-            usleep(3_000_000)
+            await Task.detached { try? await Task.sleep(for: .seconds(3)) }.value
         case "ping":
             let (seconds, attoseconds) = try await socket.ping().components
             try await socket.send(text: "round trip \(seconds * 1_000_000 + attoseconds / 1_000_000_000_000) µs")
