@@ -7,7 +7,6 @@
 #include "http_connection.h"
 #include "http_core.h"
 #include "http_log.h"
-#include "http_ssl.h"
 #include "http_main.h"
 #include "ap_mpm.h"
 #include "util_filter.h"
@@ -36,7 +35,6 @@ swiftws_io *swiftws_io_create(request_rec *r, apr_pool_t *pool)
     io->c = r->connection;
     io->pool = pool;
     io->response_headers = apr_table_make(r->pool, 4);
-    io->plain_socket = !io->c->master && !ap_ssl_conn_is_ssl(io->c);
     return io;
 }
 
@@ -126,21 +124,7 @@ static apr_status_t fill(swiftws_io *io, apr_read_type_e block)
     if (rv != APR_SUCCESS) {
         apr_brigade_cleanup(io->in);
     }
-    else if (io->plain_socket) {
-        /* The core input filter reads a plain socket greedily, until it
-         * has READ_SIZE or the socket would block: less than READ_SIZE
-         * means the socket is empty now. */
-        apr_off_t length = -1;
-        apr_brigade_length(io->in, 0, &length);
-        io->socket_emptied = length >= 0 && length < READ_SIZE;
-    }
     return rv;
-}
-
-static int host_input_emptied(void *io_)
-{
-    swiftws_io *io = io_;
-    return io->plain_socket && io->socket_emptied && APR_BRIGADE_EMPTY(io->in);
 }
 
 /* Input the caller has no room for stays in io->in for the next call. */
@@ -404,5 +388,5 @@ const swiftws_host swiftws_host_services = {
     host_read, host_wait, host_write, host_log, host_log_level, host_log_server,
     host_add_response_header, host_write_buffered, host_flush, host_schedule_timer, host_shutdown,
     swiftws_broker_publish, swiftws_broker_subscribe, swiftws_broker_unsubscribe, host_return_free_memory,
-    host_handler_enter, swiftws_trap_leave, swiftws_count_close, host_input_emptied
+    host_handler_enter, swiftws_trap_leave, swiftws_count_close
 };

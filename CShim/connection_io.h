@@ -27,8 +27,6 @@ typedef struct {
     int wake_fd;                    /* the descriptor `wake` wraps; -1 before the first wait */
     const struct swiftws_trap_label *trap_label;  /* what a trap in its handler reports */
     swiftws_traffic *traffic;       /* where the bytes each way are counted */
-    int plain_socket;               /* input straight from the socket: no TLS, no HTTP/2 */
-    int socket_emptied;             /* the last fill found the socket empty (plain sockets only) */
 } swiftws_io;
 
 extern const swiftws_host swiftws_host_services;

@@ -235,12 +235,6 @@ typedef struct swiftws_host {
     /* A close frame sent (`sent`) or received, with its code (-1: none)
      * and reason: counted by code, and kept for the connection log. */
     void (*count_close)(swiftws_traffic *traffic, int sent, int code, const char *reason, size_t length);
-
-    /* After a read that returned bytes: whether it took all the input
-     * there was, so that reading again would find nothing (the filters
-     * hold none, and the socket's last read came up short). 0 when that
-     * cannot be known: over TLS, records may wait in the filters. */
-    int (*input_emptied)(void *io);
 } swiftws_host;
 
 enum { SWIFTWS_PUBLISH_SENT = 0, SWIFTWS_PUBLISH_LOCAL = 1 };

@@ -198,13 +198,12 @@ package final class ParkedConnection: @unchecked Sendable {
     /// read buffer serves any amount of input; or until a turn's work
     /// (`workTurn`: bytes read and inflated) is done, then returns true: a
     /// client that never stops sending must not keep a worker from the
-    /// others. What was read and not parsed waits in `unparsed`. A read the
-    /// host says emptied the input is not followed by one that would find
-    /// nothing: a syscall and a pass through the input filters per message
-    /// (the MPM's poll sees anything that comes after).
+    /// others. What was read and not parsed waits in `unparsed`. The read
+    /// that finds nothing is not spared: under load it often finds the
+    /// client's next message, which saves a trip through the MPM (sparing
+    /// it made the echo rows about a quarter slower).
     private func readAll(at now: MonotonicInstant) throws -> Bool {
         var work = Self.workTurn
-        var inputEmptied = false
         while core.isReading {
             guard work > 0 else { return true }
             if let pacing, !pacing.acceptsInput {
@@ -212,11 +211,9 @@ package final class ParkedConnection: @unchecked Sendable {
                 continue
             }
             if unparsed.isEmpty {
-                guard !inputEmptied,
-                      let count = try? core.read(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }),
+                guard let count = try? core.read(at: now, { () throws(WebSocketError) in try io.read(into: readBuffer) }),
                       count > 0 else { return false }
                 unparsed = 0..<count
-                inputEmptied = io.lastReadEmptiedInput
             }
             let parsed = core.receive(UnsafeRawBufferPointer(rebasing: readBuffer[unparsed]), work: &work)
             unparsed = unparsed.dropFirst(parsed)

@@ -5,10 +5,6 @@ package protocol ParkedConnectionIO: AnyObject, Sendable {
     /// Reads what has arrived, without waiting: the count (at least one
     /// byte), 0 at the end of the stream, or nil when nothing is there yet.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int?
-    /// After a read that returned bytes: whether it took all the input
-    /// there was, so that another read would find nothing (false when that
-    /// cannot be known, as over TLS).
-    var lastReadEmptiedInput: Bool { get }
     /// Hands `first` then `second` to the output filters, which keep what
     /// the socket does not take at once.
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(WebSocketError)

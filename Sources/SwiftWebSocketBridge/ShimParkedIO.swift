@@ -36,11 +36,6 @@ final class ShimParkedIO: ParkedConnectionIO, @unchecked Sendable {
         try readWithoutWaiting(usableIO(), into: buffer)
     }
 
-    var lastReadEmptiedInput: Bool {
-        guard let io else { return false }
-        return host.input_emptied(io) != 0
-    }
-
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(WebSocketError) {
         let io = try usableIO()
         guard host.write_buffered(io, first.baseAddress, first.count, second.baseAddress, second.count) == 0 else {

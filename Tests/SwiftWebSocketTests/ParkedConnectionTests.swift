@@ -12,7 +12,6 @@ final class FakeMPM: ParkedConnectionIO {
         var timers: [Duration] = []
         var lines: [String] = []
         var isShutDown = false
-        var readCalls = 0
     }
 
     private let state = Mutex(State())
@@ -23,27 +22,15 @@ final class FakeMPM: ParkedConnectionIO {
     var timers: [Duration] { state.withLock { $0.timers } }
     var lines: [String] { state.withLock { $0.lines } }
     var isShutDown: Bool { state.withLock { $0.isShutDown } }
-    /// Reads asked for, those that found nothing included.
-    var readCalls: Int { state.withLock { $0.readCalls } }
-    /// What the host says after a read; a plain socket's short read says
-    /// it emptied the input.
-    let emptiesInputOnEachRead: Bool
-
-    init(emptiesInputOnEachRead: Bool = false) {
-        self.emptiesInputOnEachRead = emptiesInputOnEachRead
-    }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(WebSocketError) -> Int? {
         state.withLock { state in
-            state.readCalls += 1
             guard !state.reads.isEmpty else { return nil }
             let bytes = state.reads.removeFirst()
             buffer.copyBytes(from: bytes)
             return bytes.count
         }
     }
-
-    var lastReadEmptiedInput: Bool { emptiesInputOnEachRead }
 
     func write(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(WebSocketError) {
         state.withLock { $0.written += Array(first) + Array(second) }
@@ -95,19 +82,6 @@ struct ParkedConnectionTests {
         mpm.arrive(textFrame("before") + clientFrame(rsv: 0x4, opcode: Op.text, payload: Array("bad".utf8)))
         #expect(connection.resume() == .closed)
         #expect(mpm.written == Self.serverText("before") + serverClose(1002))
-    }
-
-    @Test func aReadThatEmptiedTheInputIsNotFollowedByOneThatWouldFindNothing() {
-        for emptied in [false, true] {
-            let mpm = FakeMPM(emptiesInputOnEachRead: emptied)
-            let connection = Self.open(mpm)
-            #expect(connection.open() == .input)
-            let readsBefore = mpm.readCalls
-            mpm.arrive(textFrame("one"))
-            #expect(connection.resume() == .input)
-            #expect(mpm.readCalls - readsBefore == (emptied ? 1 : 2))
-            #expect(mpm.written == Self.serverText("one"))
-        }
     }
 
     @Test func aSendFromAnotherThreadIsWrittenByATimerWhileParked() async throws {
