@@ -5,7 +5,7 @@ import Testing
 /// The async style's two queues without httpd: the bounded inbound queue
 /// a handler takes its messages from, and the outbox's wait for room that
 /// suspends an async `send`. Run under ThreadSanitizer by `make sanitize`.
-@Suite struct AsyncSupportTests {
+@Suite(.timeLimit(.minutes(1))) struct AsyncSupportTests {
     @Test func messagesComeInOrderAndEndWithTheConnection() async throws {
         let inbound = InboundMessages()
         inbound.push(.text("one"))

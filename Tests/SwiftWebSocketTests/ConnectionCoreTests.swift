@@ -269,7 +269,16 @@ struct ConnectionCoreTests {
         _ = try outbox.enqueue(.message(.text(String(repeating: "m", count: 60))))
         // 60 of 100 bytes queued wait for the stream's end: a sender waits,
         // the stream's writer does not.
-        await outbox.waitForRoomToStream()
+        let resumed = Atomic(false)
+        let writer = Task {
+            await outbox.waitForRoomToStream()
+            resumed.store(true, ordering: .releasing)
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let waitedForTheMessage = !resumed.load(ordering: .acquiring)
+        if waitedForTheMessage { outbox.close() }  // fail, not hang
+        await writer.value
+        try #require(!waitedForTheMessage, "the writer waited for what waits for its message's end")
         _ = try outbox.enqueue(.fragment(.text, Array("b".utf8), isFinal: true))
         #expect(try Self.deliverAll(&core, wire) == [.delivered, .delivered])
         #expect(wire.take() == [0x01, 1] + Array("a".utf8) + [0x80, 1] + Array("b".utf8)

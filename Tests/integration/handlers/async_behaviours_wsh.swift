@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import SwiftWebSocket
 
 /// An async handler whose first message says what it does:
